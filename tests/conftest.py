@@ -1,0 +1,24 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _reference_dir() -> Path:
+    return Path(os.environ.get("EFFICIENT4D_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The parity fixtures (../shared/reference); tests using them skip cleanly where absent."""
+    path = _reference_dir()
+    if not (path / "README.md").is_file():
+        pytest.skip(f"parity fixtures not found at {path} (set EFFICIENT4D_REFERENCE to their folder)")
+    return path

@@ -1,0 +1,1 @@
+"""Developer tools: synthetic test videos and benchmarks."""

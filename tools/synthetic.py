@@ -1,0 +1,82 @@
+"""Synthetic input videos: a textured blob that moves and deforms on a transparent background.
+
+Tests and the demo use these instead of real data, so nothing outside the repo is needed.
+Same seed, same frames (bit for bit).
+
+    python -m tools.synthetic data/synthetic --frames 16 --size 256 --seed 0
+"""
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+from utils.cli import run_main
+from utils.errors import UserError
+from utils.images import write_png
+
+
+def render_frame(t: float, size: int, rng_params: dict) -> np.ndarray:
+    """(size,size,4) uint8 RGBA frame at phase ``t`` in [0,1)."""
+    coords = (np.arange(size) + 0.5) / size
+    y, x = np.meshgrid(coords, coords, indexing="ij")
+    angle = 2 * math.pi * t
+    cx = 0.5 + 0.12 * math.cos(angle + rng_params["phase"])
+    cy = 0.5 + 0.08 * math.sin(2 * angle)
+    # Deform: the radii breathe and the blob's outline wobbles with a few lobes.
+    rx = 0.22 * (1 + 0.15 * math.sin(angle))
+    ry = 0.28 * (1 - 0.12 * math.sin(angle))
+    theta = np.arctan2(y - cy, x - cx)
+    wobble = 1 + 0.08 * np.sin(rng_params["lobes"] * theta + 3 * angle)
+    dist = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2) / wobble
+    # One-pixel soft edge, like a matted video.
+    alpha = np.clip((1 - dist) * size * min(rx, ry), 0, 1)
+
+    u, v = (x - cx) / rx, (y - cy) / ry
+    stripes = 0.5 + 0.5 * np.sin(rng_params["freq"] * (u * math.cos(angle) + v * math.sin(angle)))
+    checker = ((np.floor(u * 4 + 8) + np.floor(v * 4 + 8)) % 2).astype(np.float64)
+    base, accent = rng_params["base"], rng_params["accent"]
+    mix = (0.7 * stripes + 0.3 * checker)[..., None]
+    rgb = base * (1 - mix) + accent * mix
+    shade = np.clip(1.1 - 0.5 * dist, 0.4, 1.0)[..., None]
+    rgba = np.concatenate([rgb * shade, alpha[..., None]], axis=-1)
+    rgba[alpha <= 0, :3] = 0
+    return np.round(rgba * 255).astype(np.uint8)
+
+
+def make_video(out_dir: str | Path, num_frames: int = 8, size: int = 256, seed: int = 0) -> list[Path]:
+    """Write ``num_frames`` RGBA PNGs ``0.png, 1.png, ...`` into ``out_dir``; return their paths."""
+    if num_frames < 1:
+        raise UserError(f"--frames must be at least 1, got {num_frames}")
+    if size < 16:
+        raise UserError(f"--size must be at least 16 pixels, got {size}")
+    rng = np.random.default_rng(seed)
+    params = {
+        "phase": rng.uniform(0, 2 * math.pi),
+        "lobes": int(rng.integers(3, 6)),
+        "freq": rng.uniform(6, 12),
+        "base": rng.uniform(0.2, 0.9, size=3),
+        "accent": rng.uniform(0.2, 0.9, size=3),
+    }
+    out_dir = Path(out_dir)
+    paths = []
+    for i in range(num_frames):
+        path = out_dir / f"{i}.png"
+        write_png(path, render_frame(i / num_frames, size, params))
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", help="folder to write 0.png, 1.png, ... into")
+    parser.add_argument("--frames", type=int, default=16, help="number of frames (default 16)")
+    parser.add_argument("--size", type=int, default=256, help="frame width and height in pixels (default 256)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for shape, colours and motion (default 0)")
+    args = parser.parse_args()
+    paths = make_video(args.out_dir, args.frames, args.size, args.seed)
+    print(f"wrote {len(paths)} RGBA frames of {args.size}x{args.size} to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    run_main(main)
