@@ -68,6 +68,11 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(_open(Path(path)).convert("RGB"))
 
 
+def read_gray(path: str | os.PathLike) -> np.ndarray:
+    """(H,W) uint8 single-channel image (e.g. a confidence map)."""
+    return np.asarray(_open(Path(path)).convert("L"))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to ``path``; rename it onto ``path`` only if the block succeeds."""
