@@ -1,0 +1,1 @@
+"""SyncDreamer / Efficient4D diffusion model (inference)."""

@@ -1,0 +1,77 @@
+"""The fused attention path (scaled_dot_product_attention) agrees with the plain softmax math."""
+import pytest
+import torch
+
+from ldm.modules.attention import (CrossAttention, DepthAttention, attention, attention_backend,
+                                   get_attention_backend, resolve_attention_backend, set_attention_backend)
+from ldm.modules.autoencoder import AttnBlock
+
+
+def _both_backends(fn):
+    with attention_backend("plain"):
+        plain = fn()
+    with attention_backend("sdpa"):
+        fused = fn()
+    return plain, fused
+
+
+def test_attention_backends_agree_on_random_tensors():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 16, generator=g) for n in (10, 7, 7))
+    plain = attention(q, k, v, backend="plain")
+    reference = torch.softmax(q @ k.transpose(-1, -2) / 4.0, dim=-1) @ v
+    torch.testing.assert_close(plain, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(attention(q, k, v, backend="sdpa"), plain, rtol=1e-5, atol=1e-5)
+
+
+def test_cross_attention_backends_agree():
+    torch.manual_seed(0)
+    layer = CrossAttention(32, context_dim=24, heads=4, dim_head=8).eval()
+    x, context = torch.randn(3, 20, 32), torch.randn(3, 5, 24)
+    plain, fused = _both_backends(lambda: layer(x, context))
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    self_attention = CrossAttention(32, heads=4, dim_head=8).eval()
+    plain, fused = _both_backends(lambda: self_attention(x))
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_depth_attention_is_per_pixel_softmax_over_its_ray():
+    """Each pixel attends only over the D samples of its own ray, one problem per pixel and head."""
+    torch.manual_seed(0)
+    heads, dim_head = 2, 8
+    layer = DepthAttention(16, context_dim=12, heads=heads, dim_head=dim_head, output_bias=False).eval()
+    x, context = torch.randn(2, 16, 5, 6), torch.randn(2, 12, 7, 5, 6)
+    with torch.no_grad():
+        out = layer(x, context)
+        q, k, v = layer.to_q(x), layer.to_k(context), layer.to_v(context)
+        for b, i, j in [(0, 0, 0), (1, 3, 4), (0, 4, 5)]:
+            per_head = []
+            for head in range(heads):
+                c = slice(head * dim_head, (head + 1) * dim_head)
+                keys, values = k[b, c, :, i, j].T, v[b, c, :, i, j].T  # D,hd
+                weights = torch.softmax(keys @ q[b, c, i, j] / dim_head ** 0.5, dim=0)  # D
+                per_head.append(weights @ values)
+            expected = layer.to_out.weight[:, :, 0, 0] @ torch.cat(per_head)
+            torch.testing.assert_close(out[b, :, i, j], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_vae_attention_backends_agree():
+    torch.manual_seed(0)
+    block = AttnBlock(64).eval()
+    x = torch.randn(2, 64, 6, 5)
+    with torch.no_grad():
+        plain, fused = _both_backends(lambda: block(x))
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_backend_selection():
+    assert get_attention_backend() == "auto"
+    assert resolve_attention_backend(torch.device("cpu")) == "plain"
+    assert resolve_attention_backend(torch.device("cuda", 0)) == "sdpa"
+    with attention_backend("sdpa"):
+        assert get_attention_backend() == "sdpa"
+        assert resolve_attention_backend(torch.device("cpu")) == "sdpa"
+    assert get_attention_backend() == "auto"
+    assert resolve_attention_backend(torch.device("cuda"), backend="plain") == "plain"
+    with pytest.raises(ValueError, match="unknown attention backend"):
+        set_attention_backend("xformers")
