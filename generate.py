@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decomposed_sampling", action="store_true", help="decomposed guidance (DG) instead of CFG")
     p.add_argument("--batch_view_num", type=int, default=16,
                    help="views per UNet call; lower it to save memory, results are identical (default %(default)s)")
+    p.add_argument("--batch_frame_num", type=int, default=None,
+                   help="frames per UNet call; lower it to save memory, results are identical (default: all "
+                        "frames on the CPU; on CUDA enough for 64 frame-views per call)")
     p.add_argument("--seed", type=int, default=6033, help="seed, set right before sampling (default %(default)s)")
     p.add_argument("--sampler", type=str, default="ddim", help="only ddim (default %(default)s)")
     p.add_argument("--sample_steps", type=int, default=50, help="DDIM steps (default %(default)s)")
@@ -48,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default %(default)s)")
     p.add_argument("--device", type=str, default=default_device(),
                    help="cpu, cuda (frames split over every visible GPU), cuda:N, or a list cuda:0,cuda:1 "
-                        "(default %(default)s)")
+                        "(default %(default)s). Several GPUs or nodes: launch with torchrun, e.g. "
+                        "python -m torch.distributed.run --standalone --nproc_per_node=4 generate.py ... "
+                        "--device cuda; each process takes one GPU and a share of the frames")
     p.add_argument("--crop_mode", type=str, default="per_frame", choices=["per_frame", "shared_scale"],
                    help="per_frame: each frame's object scaled to --crop_size (the original); shared_scale: "
                         "one scale for all frames, from the largest object, so its size does not jump")
@@ -68,7 +73,7 @@ def main() -> None:
         cfg_scale=cfg_scale, batch_view_num=flags.batch_view_num, seed=flags.seed, sampler=flags.sampler,
         sample_steps=flags.sample_steps, smooth_filter=flags.smooth_filter, is_cyc=flags.is_cyc,
         frame_num=flags.frame_num, devices=resolve_devices(flags.device), crop_mode=flags.crop_mode,
-        precision=flags.precision)
+        precision=flags.precision, batch_frame_num=flags.batch_frame_num)
 
 
 if __name__ == "__main__":

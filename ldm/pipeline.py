@@ -6,16 +6,19 @@ convention) and writes the strips atomically.
 """
 import os
 import sys
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ldm.checkpoint import load_checkpoint, randomize_weights
 from ldm.data import CROP_MODES, prepare_frames, select_frames
+from ldm.distributed import distributed_session, split_frames
 from ldm.models.sampler import SyncDDIMSampler, check_guidance, make_ddim_timesteps
 from ldm.models.syncdreamer import build_model, load_config
+from ldm.oom import explain_out_of_memory
 from utils.errors import UserError
 from utils.images import join_views, write_png
 
@@ -70,13 +73,23 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def autocast_dtype(precision: str | None, device: torch.device) -> torch.dtype | None:
-    """The UNet's autocast dtype: fp16 on CUDA (as the original) and fp32 on the CPU unless asked."""
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """The UNet's autocast precision: fp16 on CUDA (as the original) and fp32 on the CPU unless asked."""
     if precision is None:
         precision = "fp16" if device.type == "cuda" else "fp32"
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return PRECISIONS[precision]
+    return precision
+
+
+@contextmanager
+def quiet_unless(speak: bool) -> Iterator[None]:
+    """Silence stdout (progress notes) unless ``speak``: of a torchrun job only rank 0 talks."""
+    if speak:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, redirect_stdout(devnull):
+        yield
 
 
 def model_image_size(config: dict, cfg_path: str | os.PathLike) -> int:
@@ -166,44 +179,68 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
                     seed: int = 6033, sampler: str = "ddim", sample_steps: int = 50, smooth_filter: bool = False,
                     is_cyc: int = 0, frame_num: int = 1, devices: Sequence[str | torch.device] | None = None,
                     crop_mode: str = "per_frame", precision: str | None = None,
-                    progress: bool = True) -> list[Path]:
+                    batch_frame_num: int | None = None, progress: bool = True) -> list[Path]:
     """Generate V views for each of ``frame_num`` frames of ``input``; returns the written output/{i}.png.
 
     cfg_scale: a number for classifier-free guidance, [image, volume] for decomposed guidance.
-    devices: frames are split over these (default: every visible GPU, else the CPU); precision:
-    fp16 / bf16 / fp32 autocast for the UNet (default fp16 on CUDA, fp32 on the CPU).
+    devices: frames are split over these (default: every visible GPU, else the CPU); under torchrun
+    (WORLD_SIZE > 1) each process takes one of them (its LOCAL_RANK-th GPU, or the CPU), the processes
+    share the frames and rank 0 writes the outputs (see ldm.distributed). precision: fp16 / bf16 / fp32
+    autocast for the UNet (default fp16 on CUDA, fp32 on the CPU). batch_frame_num: frames per UNet
+    call (default: frames_per_call). Each UNet call takes batch_frame_num x batch_view_num frame-views
+    (x2 / x3 under guidance): the peak memory follows that product, the images do not. Running out of
+    memory raises a UserError that names the settings to lower.
     With fewer frames than frame_num, all frames are used and a warning says so (as the original).
     """
     check_arguments(input, cfg, ckpt, crop_size, cfg_scale, batch_view_num, sampler, sample_steps,
                     is_cyc, frame_num, crop_mode)
+    if batch_frame_num is not None and batch_frame_num < 1:
+        raise UserError(f"--batch_frame_num must be at least 1, got {batch_frame_num}")
     devices = resolve_devices(default_device()) if devices is None else [torch.device(d) for d in devices]
-    amp_dtype = autocast_dtype(precision, devices[0])
-    config = load_config(cfg)
-    image_size = model_image_size(config, cfg)
+    with distributed_session(devices) as session, quiet_unless(session.is_main):
+        device = session.devices[0]
+        precision = resolve_precision(precision, device)
+        config = load_config(cfg)
+        image_size = model_image_size(config, cfg)
 
-    files = select_frames(input, frame_num)[:frame_num]
-    if len(files) < frame_num:
-        warn(f"warning: {input} has only {len(files)} frame(s); generating {len(files)} instead of "
-             f"--frame_num {frame_num}")
-    print(f"total frames:{len(files)} ({', '.join(f.name for f in files)})")
-    batch = prepare_frames(files, elevation, crop_size, image_size, crop_mode)
-    num_steps = len(make_ddim_timesteps(sample_steps, "uniform", NUM_DDPM_TIMESTEPS))
-    if num_steps != sample_steps:
-        print(f"note: --sample_steps {sample_steps} runs {num_steps} DDIM steps (the original's uniform grid)")
+        files = select_frames(input, frame_num)[:frame_num]
+        if len(files) < frame_num:
+            warn(f"warning: {input} has only {len(files)} frame(s); generating {len(files)} instead of "
+                 f"--frame_num {frame_num}")
+        print(f"total frames:{len(files)} ({', '.join(f.name for f in files)})")
+        batch = prepare_frames(files, elevation, crop_size, image_size, crop_mode)
+        num_steps = len(make_ddim_timesteps(sample_steps, "uniform", NUM_DDPM_TIMESTEPS))
+        if num_steps != sample_steps:
+            print(f"note: --sample_steps {sample_steps} runs {num_steps} DDIM steps (the original's uniform grid)")
+        guidance = check_guidance(cfg_scale)
+        if isinstance(guidance, float):
+            print(f"Classifier-Free Guidance (CFG) Sampling, unconditional scale {guidance:.1f}")
+        else:
+            print(f"Decomposed Guidance (DG) Sampling, unconditional scales {list(guidance)}")
+        if session.distributed:
+            idle = max(session.world_size - len(files), 0)
+            print(f"{session.world_size} processes share the {len(files)} frame(s)"
+                  + (f"; {idle} process(es) without a frame wait" if idle else ""))
 
-    model = model_from_config(config, ckpt, devices[0])
-    ddim = SyncDDIMSampler(model, sample_steps, devices=devices[:len(files)], autocast_dtype=amp_dtype,
-                           batch_frame_num=frames_per_call(devices[0], batch_view_num), progress=progress)
-    guidance = check_guidance(cfg_scale)
-    if isinstance(guidance, float):
-        print(f"Classifier-Free Guidance (CFG) Sampling, unconditional scale {guidance:.1f}")
-    else:
-        print(f"Decomposed Guidance (DG) Sampling, unconditional scales {list(guidance)}")
-
-    torch.manual_seed(seed)
-    images = model.sample(ddim, batch, guidance, batch_view_num, smooth_filter=smooth_filter, is_cyc=is_cyc)
-    paths = write_strips(to_strips(images), output)
-    print(f"wrote {len(paths)} frame(s) of {images.shape[1]} views to {output}")
-    if str(ckpt) == RANDOM_CKPT:
-        warn(RANDOM_WEIGHTS_WARNING)
+        group = session.frame_group(len(files))  # a collective: every process calls it, with frames or not
+        if session.has_frames(len(files)):
+            frames_per_device = len(split_frames(len(files), session.world_size * len(session.devices))[0])
+            frames_per_unet = min(batch_frame_num or frames_per_call(device, batch_view_num) or len(files),
+                                  frames_per_device)
+            views = config["model"]["params"].get("view_num")
+            with explain_out_of_memory(device, frames_per_device, views, batch_view_num, frames_per_unet, precision):
+                model = model_from_config(config, ckpt, device)
+                ddim = SyncDDIMSampler(model, sample_steps, devices=session.devices[:len(files)],
+                                       autocast_dtype=PRECISIONS[precision], batch_frame_num=frames_per_unet,
+                                       process_group=group, progress=progress and session.is_main)
+                torch.manual_seed(seed)
+                images = model.sample(ddim, batch, guidance, batch_view_num, smooth_filter=smooth_filter,
+                                      is_cyc=is_cyc)
+        paths = [Path(output) / f"{i}.png" for i in range(len(files))]
+        if session.is_main:
+            write_strips(to_strips(images), output)
+            print(f"wrote {len(paths)} frame(s) of {images.shape[1]} views to {output}")
+            if str(ckpt) == RANDOM_CKPT:
+                warn(RANDOM_WEIGHTS_WARNING)
+        session.barrier()  # the other processes end once rank 0 has written the outputs
     return paths

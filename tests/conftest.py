@@ -22,3 +22,13 @@ def reference_dir() -> Path:
     if not (path / "README.md").is_file():
         pytest.skip(f"parity fixtures not found at {path} (set EFFICIENT4D_REFERENCE to their folder)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(reference_dir):
+    """The tiny model (configs/tiny.yaml) with the fixture weights loaded strictly; read-only in tests."""
+    from ldm.checkpoint import load_checkpoint
+    from ldm.models.syncdreamer import build_model, load_config
+
+    return load_checkpoint(build_model(load_config(REPO_ROOT / "configs/tiny.yaml")),
+                           reference_dir / "fixtures/tiny/state_dict.pt")

@@ -2,16 +2,9 @@
 import pytest
 import torch
 
-from ldm.checkpoint import load_checkpoint
 from ldm.models.syncdreamer import build_model, load_config
 
 RTOL = ATOL = 1e-4  # reference/README.md section 7
-
-
-@pytest.fixture(scope="module")
-def tiny_model(reference_dir, repo_root):
-    return load_checkpoint(build_model(load_config(repo_root / "configs/tiny.yaml")),
-                           reference_dir / "fixtures/tiny/state_dict.pt")
 
 
 @pytest.fixture(scope="module")

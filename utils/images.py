@@ -27,12 +27,14 @@ def natural_key(path: str | os.PathLike) -> list:
 
 
 def list_frames(folder: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
-    """PNG frames of ``folder`` in natural order; other files (and sub-folders) are ignored."""
+    """PNG frames of ``folder`` in natural order; other files, hidden files (an interrupted write's
+    temp file) and sub-folders are ignored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"input folder {folder} does not exist; pass a folder of PNG frames")
     frames = sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes),
+        (p for p in folder.iterdir()
+         if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith(".")),
         key=natural_key,
     )
     if not frames:

@@ -9,8 +9,11 @@ All frames start from one shared initial noise. Every random draw comes from the
 model's device in the original's order: (1) the posterior sample in ``model.prepare``, (2) the initial
 noise (1,V,4,h,w), (3) one (F,V,4,h,w) draw per step except the last.
 
-Frames can be split over several devices (model replicas made once, when the sampler is built);
-chunking views, frames or devices never changes which numbers are computed, only how many at once.
+Frames can be split over several devices (model replicas made once, when the sampler is built) and
+over the processes of a torch.distributed group (``process_group``; see ``ldm.distributed``): every
+process gathers all frames' spatial volumes before the smoothing and makes the full-size random draws
+of a single process, keeping its own frames' slice. Chunking views, frames, devices or processes never
+changes which numbers are computed, only how many at once.
 """
 import numbers
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from ldm.distributed import FrameShard, split_frames
 
 FIRST_STAGE_SCALE_FACTOR = 0.18215
 
@@ -78,13 +83,14 @@ def get_w(frame_num: int, is_cyc: int | bool) -> Tensor:
 def smooth_volumes(spatial_volume: Tensor, w: Tensor) -> Tensor:
     """Blend frames' volumes: out[i] = sum_j w[i,j] * vol[j] / sum_j w[i,j].
 
-    spatial_volume: (F,C,V,V,V); w: (F,F). The arithmetic runs in the promoted dtype of the two
-    (float64 for F >= 5, as the original) and is stored back in the volume's dtype. A loop over rows
-    keeps the memory at one (F,C,V,V,V) product and the summation order of the original.
+    spatial_volume: (F,C,V,V,V); w: (R,F), the rows to compute (all F, or one process's frames) ->
+    (R,C,V,V,V). The arithmetic runs in the promoted dtype of the two (float64 for F >= 5, as the
+    original) and is stored back in the volume's dtype. A loop over rows keeps the memory at one
+    (F,C,V,V,V) product and the summation order of the original.
     """
     w = w.to(spatial_volume.device)
-    out = torch.empty_like(spatial_volume)
-    for i in range(spatial_volume.shape[0]):
+    out = spatial_volume.new_empty((w.shape[0], *spatial_volume.shape[1:]))
+    for i in range(w.shape[0]):
         row = w[i].view(-1, 1, 1, 1, 1)
         out[i] = (spatial_volume * row).sum(0) / w[i].sum()
     return out
@@ -183,18 +189,6 @@ class StepResult(NamedTuple):
     x_prev: Tensor      # (F,V,4,h,w) latent after the step
 
 
-def split_frames(num_frames: int, num_groups: int) -> list[range]:
-    """Contiguous, near-equal frame ranges (sizes differ by at most one); empty groups are dropped."""
-    base, extra = divmod(num_frames, num_groups)
-    ranges, start = [], 0
-    for g in range(num_groups):
-        size = base + (g < extra)
-        if size:
-            ranges.append(range(start, start + size))
-        start += size
-    return ranges
-
-
 def _indexed(device: torch.device) -> torch.device:
     """'cuda' -> 'cuda:<current>', so that it compares equal to the device a model's tensors report."""
     if device.type == "cuda" and device.index is None:
@@ -210,18 +204,21 @@ class SyncDDIMSampler:
     devices: where frames are split (default: the model's device); extra devices get one replica each,
     made here, once; autocast_dtype: run the frustum-feature + UNet part under autocast with this dtype
     (None = the model's dtype; the original uses fp16 on CUDA); batch_frame_num: frames per UNet call
-    on a device (default all of them); progress: show a tqdm bar.
+    on a device (default all of them); process_group: a torch.distributed group whose processes share
+    the frames (``ldm.distributed.Session.frame_group``; None: this process does them all); progress:
+    show a tqdm bar.
     """
 
     def __init__(self, model: nn.Module, ddim_num_steps: int, ddim_discretize: str = "uniform",
                  ddim_eta: float = 1.0, latent_size: int | None = None,
                  devices: Sequence[str | torch.device] | None = None,
                  autocast_dtype: torch.dtype | None = None, batch_frame_num: int | None = None,
-                 progress: bool = True):
+                 process_group=None, progress: bool = True):
         self.model = model
         self.latent_size = model.latent_size if latent_size is None else latent_size
         self.autocast_dtype = autocast_dtype
         self.batch_frame_num = batch_frame_num
+        self.process_group = process_group
         self.progress = progress
         self._make_schedule(ddim_num_steps, ddim_discretize, ddim_eta)
         self.device = next(model.parameters()).device
@@ -245,10 +242,11 @@ class SyncDDIMSampler:
 
     # ------------------------------------------------------------ one step
 
-    def ddim_step(self, x_t: Tensor, e_t: Tensor, index: int) -> Tensor:
+    def ddim_step(self, x_t: Tensor, e_t: Tensor, index: int, shard: FrameShard | None = None) -> Tensor:
         """x_prev = sqrt(a_prev) x0 + sqrt(max(1 - a_prev - sigma^2, 1e-7)) e + sigma z  (z only if index > 0).
 
-        x_t, e_t: (F,V,4,h,w). Draws one randn of x_t's shape on x_t's device unless index is 0.
+        x_t, e_t: (F,V,4,h,w), the frames of ``shard`` (default: all). Unless index is 0, draws one randn
+        over all of the shard's frames on x_t's device and keeps the shard's rows.
         """
         def scalar(values: Tensor) -> Tensor:
             return values[index].to(x_t.device).view(1, 1, 1, 1, 1)
@@ -259,7 +257,9 @@ class SyncDDIMSampler:
         dir_xt = torch.clamp(1.0 - a_prev - sigma_t ** 2, min=1e-7).sqrt() * e_t
         x_prev = a_prev.sqrt() * pred_x0 + dir_xt
         if index > 0:
-            x_prev = x_prev + sigma_t * torch.randn(x_t.shape, device=x_t.device, dtype=x_t.dtype)
+            shard = shard or FrameShard(x_t.shape[0])
+            noise = torch.randn((shard.num_frames, *x_t.shape[1:]), device=x_t.device, dtype=x_t.dtype)
+            x_prev = x_prev + sigma_t * shard.local(noise)
         return x_prev
 
     @torch.no_grad()
@@ -314,27 +314,33 @@ class SyncDDIMSampler:
     @torch.no_grad()
     def denoise_apply(self, x_t: Tensor, x_input: Tensor, clip_embed: Tensor, elevation: Tensor,
                       time_steps: Tensor, index: int, cfg_scale, batch_view_num: int, smooth_filter: bool,
-                      is_cyc: int, executor: ThreadPoolExecutor | None = None) -> tuple[Tensor, Tensor]:
-        """One synchronised DDIM step. x_t: (F,V,4,h,w); returns (x_prev, e_t), both (F,V,4,h,w)."""
+                      is_cyc: int, executor: ThreadPoolExecutor | None = None,
+                      shard: FrameShard | None = None) -> tuple[Tensor, Tensor]:
+        """One synchronised DDIM step. x_t: (F,V,4,h,w), the frames of ``shard`` (default: all);
+        returns (x_prev, e_t), both (F,V,4,h,w). The smoothing sees every frame of the shard's group."""
         model = self.model
         num_frames = x_t.shape[0]
+        shard = shard or FrameShard(num_frames)
         v_embed = model.get_viewpoint_embedding(num_frames, elevation)  # (F,V,4)
         t_embed = model.embed_time(time_steps)  # (F,256)
         spatial_volume = model.spatial_volume.construct_spatial_volume(
             x_t, t_embed, v_embed, model.poses, model.Ks)  # (F,C,S,S,S)
         if smooth_filter:
-            spatial_volume = smooth_volumes(spatial_volume, get_w(num_frames, is_cyc))
+            rows = get_w(shard.num_frames, is_cyc)[shard.frames.start:shard.frames.stop]
+            spatial_volume = smooth_volumes(shard.gather(spatial_volume), rows)
         e_t = self.predict_noise(x_t, x_input, spatial_volume, clip_embed, t_embed, v_embed, time_steps,
                                  cfg_scale, batch_view_num, executor)
-        return self.ddim_step(x_t, e_t, index), e_t
+        return self.ddim_step(x_t, e_t, index, shard), e_t
 
     # ------------------------------------------------------------ the loop
 
     @torch.no_grad()
     def sample_latents(self, clip_embed: Tensor, x_input: Tensor, elevation: Tensor, cfg_scale,
                        batch_view_num: int, smooth_filter: bool = False, is_cyc: int = 0,
-                       callback: Callable[[StepResult], None] | None = None) -> Tensor:
-        """Denoise all frames from one shared noise. clip_embed (F,1,768), x_input (F,4,h,w), elevation (F,).
+                       callback: Callable[[StepResult], None] | None = None,
+                       shard: FrameShard | None = None) -> Tensor:
+        """Denoise all frames from one shared noise. clip_embed (F,1,768), x_input (F,4,h,w), elevation (F,):
+        the frames of ``shard`` (default: all, in this process).
 
         Returns the final latents (F,V,4,h,w).
         """
@@ -351,7 +357,7 @@ class SyncDDIMSampler:
                 index = total - i - 1
                 time_steps = torch.full((num_frames,), int(step), device=self.device, dtype=torch.long)
                 x_t, e_t = self.denoise_apply(x_t, x_input, clip_embed, elevation, time_steps, index, cfg_scale,
-                                              batch_view_num, smooth_filter, is_cyc, executor)
+                                              batch_view_num, smooth_filter, is_cyc, executor, shard)
                 if callback is not None:
                     callback(StepResult(index, time_steps, e_t, x_t))
         return x_t
@@ -368,12 +374,15 @@ class SyncDDIMSampler:
                callback: Callable[[StepResult], None] | None = None) -> Tensor:
         """Images (F,V,3,H,W) in [-1,1] for ``batch`` = {input_image (F,H,W,3), input_elevation (F,1)}.
 
-        ``model`` must be the model this sampler was built for (``model.sample`` passes itself).
+        ``model`` must be the model this sampler was built for (``model.sample`` passes itself). With a
+        ``process_group`` every process passes all frames and gets all images; it samples its own frames.
         """
         if model is not self.model:
             raise ValueError("SyncDDIMSampler.sample got a different model than the one it was built for")
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        # every process encodes every frame: the same random draws as a single process
         clip_embed, x_input, elevation = model.prepare(batch)
-        latents = self.sample_latents(clip_embed, x_input, elevation, cfg_scale, batch_view_num,
-                                      smooth_filter, is_cyc, callback)
-        return self.decode(latents)
+        shard = FrameShard.of_group(clip_embed.shape[0], self.process_group)
+        latents = self.sample_latents(shard.local(clip_embed), shard.local(x_input), shard.local(elevation), cfg_scale,
+                                      batch_view_num, smooth_filter, is_cyc, callback, shard)
+        return shard.gather(self.decode(latents))
