@@ -1,0 +1,159 @@
+"""Stage 4 (video_confidence.py, utils/confidence.py) vs the reference confidence maps."""
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import video_confidence
+from rife.model import inference, intra_op_threads, load_flownet
+from utils.cli import run_main
+from utils.confidence import as_batch, confidence_maps, confidence_maps_per_view, strip_views
+from utils.images import read_rgb, write_png
+from utils.ssim import ssim
+
+NUM_FRAMES = 6  # the fixture's video
+
+
+@pytest.fixture(autouse=True)
+def one_intra_op_thread():
+    """In-process network runs use one thread: identical results, and no stalls when other
+    processes compete for the two cores (every small op then waits for a descheduled thread)."""
+    with intra_op_threads(1):
+        yield
+
+
+def uint8_close(got: np.ndarray, ref: np.ndarray) -> None:
+    """The README tolerance for uint8 outputs: within 1 everywhere, off by 1 at <= 0.1% of values."""
+    assert got.shape == ref.shape
+    diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
+    assert diff.max() <= 1
+    assert np.count_nonzero(diff) <= 0.001 * diff.size
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def fixture_data(reference_dir) -> Path:
+    return reference_dir / "fixtures" / "confidence" / "data"
+
+
+@pytest.fixture(scope="module")
+def rife_dir(reference_dir) -> Path:
+    return reference_dir / "fixtures" / "rife"
+
+
+@pytest.fixture(scope="module")
+def script_run(fixture_data, rife_dir, repo_root, tmp_path_factory) -> Path:
+    """One run of video_confidence.py on a copy of the fixture's 6 input grids (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("confidence")
+    (root / "data").mkdir()
+    for k in range(NUM_FRAMES):
+        shutil.copy(fixture_data / f"{k:02d}.png", root / "data")
+    subprocess.run([sys.executable, "video_confidence.py", "--root_path", str(root), "--model", str(rife_dir),
+                    "--device", "cpu"], cwd=repo_root, check=True, capture_output=True)
+    return root
+
+
+def test_script_writes_the_reference_maps(script_run, fixture_data):
+    written = sorted(p.name for p in (script_run / "data" / "conf_map").iterdir())
+    assert written == sorted(p.name for p in (fixture_data / "conf_map").iterdir())
+    for name in written:
+        got = read_rgb(script_run / "data" / "conf_map" / name)[..., 0]
+        ref = read_rgb(fixture_data / "conf_map" / name)[..., 0]
+        uint8_close(got, ref)
+
+
+def test_script_leaves_inputs_unchanged(script_run, fixture_data):
+    assert digest(script_run / "data") == digest(fixture_data)
+
+
+def test_first_and_last_frames_are_fully_confident(script_run):
+    for k in (0, NUM_FRAMES - 1):
+        for kind in ("ssim", "rgb"):
+            conf = read_rgb(script_run / "data" / "conf_map" / f"{k:02d}_{kind}.png")
+            assert conf.shape[:2] == (256, 4096) and (conf == 255).all()
+
+
+def test_library_matches_recorded_calls(reference_dir, fixture_data, rife_dir):
+    """Frame 2, view 0: the warps of both pairs and the SSIM map (confidence.pt debug and calls)."""
+    record = torch.load(reference_dir / "fixtures" / "confidence.pt", weights_only=True)
+    flownet = load_flownet(rife_dir)
+    frame, view = record["meta"]["debug_frame_view"]
+    views = {k: strip_views(read_rgb(fixture_data / f"{k:02d}.png"), 16, torch.device("cpu"))[view]
+             for k in range(frame - 2, frame + 3)}
+    calls = {(c["frame"], c["view"], c["pair"]): c for c in record["calls"]}
+    for pair in (1, 2):
+        warped = inference(flownet, as_batch([views[frame - pair]]), as_batch([views[frame + pair]]))
+        torch.testing.assert_close(warped, record["debug"][f"pair{pair}_warped"], rtol=1e-4, atol=1e-4)
+        assert warped.double().sum().item() == pytest.approx(calls[frame, view, pair]["warped_sum"], rel=1e-5)
+    ssim_map = ssim(as_batch([views[frame]]), record["debug"]["pair1_warped"], full=True)
+    torch.testing.assert_close(ssim_map, record["debug"]["pair1_ssim_map"], rtol=1e-4, atol=1e-4)
+    assert ssim_map.double().sum().item() == pytest.approx(calls[frame, view, 1]["ssim_map_sum"], rel=1e-5)
+
+
+def tiny_strips(num_frames: int, size: int) -> list[np.ndarray]:
+    """(size, 16*size, 3) uint8 strips of a smooth pattern drifting over time, shifted per view."""
+    y, x = np.mgrid[0:size, 0:size] / size
+    strips = []
+    for k in range(num_frames):
+        views = []
+        for v in range(16):
+            phase = 0.3 * k + 0.1 * v
+            rgb = np.stack([np.sin(6 * x + phase), np.cos(5 * y - phase), np.sin(4 * (x + y) + 2 * phase)], -1)
+            views.append(((rgb + 1) * 127.5).astype(np.uint8))
+        strips.append(np.concatenate(views, axis=1))
+    return strips
+
+
+def test_batched_path_equals_per_view_reference(rife_dir):
+    strips = tiny_strips(5, 32)
+    flownet = load_flownet(rife_dir)
+    batched = list(confidence_maps(strips, flownet, batch_size=24))
+    reference = list(confidence_maps_per_view(strips, load_flownet(rife_dir, plain_kernels=True)))
+    assert [k for k, *_ in batched] == [k for k, *_ in reference] == list(range(5))
+    for (_, ssim_b, rgb_b), (_, ssim_r, rgb_r) in zip(batched, reference):
+        uint8_close(ssim_b, ssim_r)
+        uint8_close(rgb_b, rgb_r)
+
+
+def test_tiny_64px_strips_through_the_script(rife_dir, repo_root, tmp_path):
+    for k, strip in enumerate(tiny_strips(4, 64)):
+        write_png(tmp_path / "data" / f"{k:02d}.png", strip)
+    subprocess.run([sys.executable, "video_confidence.py", "--root_path", str(tmp_path), "--model", str(rife_dir),
+                    "--device", "cpu"], cwd=repo_root, check=True, capture_output=True)
+    for k in range(4):
+        for kind in ("ssim", "rgb"):
+            conf = read_rgb(tmp_path / "data" / "conf_map" / f"{k:02d}_{kind}.png")[..., 0]
+            assert conf.shape == (64, 1024)
+            assert (conf == 255).all() == (k in (0, 3))
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> str:
+    """video_confidence.py in-process; returns stderr, asserting the one-line user-error exit."""
+    monkeypatch.setattr(sys, "argv", ["video_confidence.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(video_confidence.main)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_user_errors(monkeypatch, capsys, rife_dir, tmp_path):
+    assert "does not exist" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path / "nowhere"))
+    data = tmp_path / "data"
+    write_png(data / "00.png", np.zeros((8, 100, 3), np.uint8))
+    write_png(data / "01.png", np.zeros((8, 100, 3), np.uint8))
+    model = ["--model", str(rife_dir), "--device", "cpu"]
+    assert "16 x its height wide" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), *model)
+    write_png(data / "00.png", np.zeros((8, 128, 3), np.uint8))
+    assert "same size" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), *model)
+    write_png(data / "01.png", np.zeros((8, 128, 3), np.uint8))
+    assert "flownet.pkl" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), "--model", str(tmp_path))
+    assert not (data / "conf_map").exists()

@@ -1,0 +1,166 @@
+"""RIFE HD v3 (rife/): key layout, weight loading, inference and the pair-mode script vs the reference fixtures."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rife.ifnet import IFNet
+from rife.interpolate import interpolation_schedule, read_cv2_order, to_tensor
+from rife.model import chunked_inference, inference, intra_op_threads, load_flownet, pad_to_multiple
+from rife.warp import warp
+from utils.errors import UserError
+
+
+@pytest.fixture(autouse=True)
+def one_intra_op_thread():
+    """In-process network runs use one thread: identical results, and no stalls when other
+    processes compete for the two cores (every small op then waits for a descheduled thread)."""
+    with intra_op_threads(1):
+        yield
+
+
+def uint8_close(got: np.ndarray, ref: np.ndarray) -> None:
+    """The README tolerance for uint8 outputs: within 1 everywhere, off by 1 at <= 0.1% of values."""
+    assert got.shape == ref.shape
+    diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
+    assert diff.max() <= 1
+    assert np.count_nonzero(diff) <= 0.001 * diff.size
+
+
+@pytest.fixture(scope="module")
+def rife_dir(reference_dir: Path) -> Path:
+    return reference_dir / "fixtures" / "rife"
+
+
+@pytest.fixture(scope="module")
+def record(rife_dir: Path) -> dict:
+    return torch.load(rife_dir / "inference.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def flownet(rife_dir: Path) -> IFNet:
+    return load_flownet(rife_dir, "cpu")
+
+
+def test_state_dict_keys_equal_manifest(reference_dir):
+    manifest = json.loads((reference_dir / "rife_flownet_state_dict.json").read_text())["module_state_dict"]
+    state = IFNet().state_dict()
+    assert list(state) == list(manifest)
+    assert {k: list(v.shape) for k, v in state.items()} == {k: v["shape"] for k, v in manifest.items()}
+
+
+def test_loads_prefixed_pkl_exactly(rife_dir):
+    raw = torch.load(rife_dir / "flownet.pkl", weights_only=True)
+    assert all(k.startswith("module.") for k in raw)
+    loaded = load_flownet(rife_dir / "flownet.pkl").state_dict()
+    assert all(torch.equal(loaded[k.removeprefix("module.")], v) for k, v in raw.items())
+
+
+def test_inference_matches_fixture(flownet, record):
+    img0 = record["img0_uint8"].permute(2, 0, 1)[None] / 255
+    img1 = record["img1_uint8"].permute(2, 0, 1)[None] / 255
+    with torch.inference_mode():
+        flow, mask, merged = flownet(torch.cat((img0, img1), 1))
+    for name, value in (("flow", flow), ("mask", mask), ("inference", merged)):
+        torch.testing.assert_close(value, record[name], rtol=1e-4, atol=1e-4, msg=name)
+    torch.testing.assert_close(inference(flownet, img0, img1), record["inference"], rtol=1e-4, atol=1e-4)
+
+
+def test_schedule_matches_fixture_on_padded_bgr(rife_dir, record, tmp_path):
+    case = record["cycle2_padded"]
+    paths = []
+    for i, rgb in enumerate(case["input_rgb_uint8"].numpy()):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rgb).save(paths[-1])
+    pair = np.stack([read_cv2_order(p) for p in paths])
+    img0, img1 = pad_to_multiple(to_tensor(pair, torch.device("cpu")))
+    assert tuple(img0.shape[-2:]) == tuple(case["padded_hw"])
+    frames = interpolation_schedule(chunked_inference(load_flownet(rife_dir), 1), img0[None], img1[None], cycle2=True)
+    torch.testing.assert_close(torch.cat(frames[1:4]), case["img_list_bgr_padded"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["cycle2_256", "cycle2_padded"])
+def test_pair_script_writes_fixture_images(case, record, rife_dir, repo_root, tmp_path):
+    rec = record[case]
+    inputs = []
+    for name, rgb in zip(("a.png", "b.png"), rec["input_rgb_uint8"].numpy()):
+        inputs.append(str(tmp_path / name))
+        Image.fromarray(rgb).save(inputs[-1])
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "frame_interpolation.py", "--img", *inputs, "--cycle2", "--model", str(rife_dir),
+                    "--save_path", str(out), "--device", "cpu"], cwd=repo_root, check=True, capture_output=True)
+    assert sorted(p.name for p in out.iterdir()) == rec["written_files"]
+    # The fixture read the files back with cv2 (BGR); our files are ordinary RGB PNGs.
+    saved_rgb = rec["saved_bgr_uint8"].numpy()[..., ::-1]
+    got = np.stack([np.asarray(Image.open(out / name)) for name in rec["written_files"]])
+    uint8_close(got, saved_rgb)
+    np.testing.assert_array_equal(got[[0, 4]], rec["input_rgb_uint8"].numpy())
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc_strided"])
+def test_fast_kernels_equal_plain_kernels(rife_dir, layout):
+    gen = torch.Generator().manual_seed(1)
+    pair = torch.rand(2, 2, 3, 64, 96, generator=gen)
+    if layout == "nhwc_strided":  # as the original's tensors made from HWC arrays
+        pair = pair.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    fast, plain = load_flownet(rife_dir), load_flownet(rife_dir, plain_kernels=True)
+    assert torch.equal(inference(fast, *pair), inference(plain, *pair))
+
+
+def test_padding_crops_back_to_input_size(rife_dir):
+    flownet = load_flownet(rife_dir)
+    img = torch.rand(2, 3, 40, 70)
+    assert pad_to_multiple(img).shape[-2:] == (64, 96)
+    assert inference(flownet, img, img.flip(0)).shape == (2, 3, 40, 70)
+
+
+def test_concurrent_chunks_equal_one_by_one(rife_dir):
+    flownet = load_flownet(rife_dir)
+    gen = torch.Generator().manual_seed(0)
+    img0, img1 = torch.rand(2, 3, 3, 32, 64, generator=gen)
+    serial = chunked_inference(flownet, batch_size=1, workers=1)(img0, img1)
+    concurrent = chunked_inference(flownet, batch_size=2, workers=2)(img0, img1)
+    torch.testing.assert_close(concurrent, serial, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_warp_follows_input_dtype_and_shifts_by_pixels(dtype):
+    image = torch.arange(4 * 6, dtype=dtype).reshape(1, 1, 4, 6)
+    flow = torch.zeros(1, 2, 4, 6, dtype=dtype)
+    torch.testing.assert_close(warp(image, flow), image)
+    flow[:, 0] = 1.0  # sample one pixel to the right; the last column clamps at the border
+    shifted = warp(image, flow)
+    assert shifted.dtype == dtype
+    torch.testing.assert_close(shifted[..., :-1], image[..., 1:])
+    torch.testing.assert_close(shifted[..., -1], image[..., -1])
+
+
+def test_random_weights_are_seeded_and_announced(capsys):
+    first, second = load_flownet("random"), load_flownet("random")
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    assert "RANDOM weights" in capsys.readouterr().err
+
+
+def test_missing_weights_say_where_to_get_them(tmp_path):
+    with pytest.raises(UserError, match=r"model/flownet\.pkl.*ckpt/"):
+        load_flownet(tmp_path)
+
+
+def test_corrupt_weights_are_a_user_error(tmp_path):
+    (tmp_path / "flownet.pkl").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="corrupt"):
+        load_flownet(tmp_path)
+
+
+def test_wrong_keys_are_listed(rife_dir, tmp_path):
+    raw = torch.load(rife_dir / "flownet.pkl", weights_only=True)
+    raw.pop("module.block0.conv0.0.0.weight")
+    raw["module.extra.weight"] = torch.zeros(1)
+    torch.save(raw, tmp_path / "flownet.pkl")
+    with pytest.raises(UserError, match=r"missing block0\.conv0\.0\.0\.weight; unexpected extra\.weight"):
+        load_flownet(tmp_path)
