@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 
 from rife.interpolate import check_schedule_args, interpolate_pair, interpolate_video, read_strips
-from rife.model import load_flownet, resolve_device
+from rife.model import load_flownet
+from utils.devices import resolve_device
 from utils.cli import run_main
 from utils.errors import UserError
 

@@ -11,8 +11,9 @@ Test run without a checkpoint (tiny model, random weights: the images are noise)
 """
 import argparse
 
-from ldm.pipeline import default_device, generate_frames, load_model, resolve_devices  # noqa: F401 (load_model: public API)
+from ldm.pipeline import generate_frames, load_model  # noqa: F401 (load_model: public API)
 from utils.cli import run_main
+from utils.devices import default_device, resolve_devices
 
 __all__ = ["load_model", "main"]
 

@@ -8,7 +8,8 @@ output/NAME/data/conf_map/{k:02d}_ssim.png and {k:02d}_rgb.png (uint8, same size
 import argparse
 from pathlib import Path
 
-from rife.model import load_flownet, resolve_device
+from rife.model import load_flownet
+from utils.devices import resolve_device
 from utils.cli import run_main
 from utils.confidence import check_strips, confidence_maps
 from utils.images import list_frames, read_rgb, write_png

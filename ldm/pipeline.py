@@ -19,6 +19,7 @@ from ldm.distributed import distributed_session, split_frames
 from ldm.models.sampler import SyncDDIMSampler, check_guidance, make_ddim_timesteps
 from ldm.models.syncdreamer import build_model, load_config
 from ldm.oom import explain_out_of_memory
+from utils.devices import default_device, resolve_devices
 from utils.errors import UserError
 from utils.images import join_views, write_png
 
@@ -41,36 +42,6 @@ RANDOM_WEIGHTS_WARNING = (
 
 def warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def resolve_devices(device: str) -> list[torch.device]:
-    """'cpu', 'cuda' (every visible GPU), 'cuda:1', or a comma-separated list such as 'cuda:0,cuda:2'."""
-    names = [d.strip() for d in device.split(",") if d.strip()]
-    if not names:
-        raise UserError("--device is empty; use cpu, cuda, cuda:N or a comma-separated list")
-    devices = []
-    for name in names:
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise UserError(f"--device {name!r} is not a device; use cpu, cuda, cuda:N") from None
-        if dev.type == "cuda":
-            count = torch.cuda.device_count()
-            if count == 0:
-                raise UserError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
-            if dev.index is None:
-                devices += [torch.device("cuda", i) for i in range(count)]
-                continue
-            if dev.index >= count:
-                raise UserError(f"--device {name}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})")
-        elif dev.type != "cpu":
-            raise UserError(f"--device {name}: only cpu and cuda devices are supported")
-        devices.append(dev)
-    return devices
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def resolve_precision(precision: str | None, device: torch.device) -> str:

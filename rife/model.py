@@ -174,22 +174,3 @@ def chunked_inference(flownet: IFNet, batch_size: int, workers: int = 1) -> Infe
         with intra_op_threads(max(1, torch.get_num_threads() // workers)), ThreadPoolExecutor(workers) as pool:
             return torch.cat(list(pool.map(run, starts)))
     return infer
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``--device``: None -> cuda when available, else cpu; 'cpu', 'cuda', 'cuda:N' checked for existence."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise UserError(f"--device {name}: no CUDA GPU is visible; use --device cpu")
-        if device.index is not None and device.index >= count:
-            raise UserError(f"--device {name}: only {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})")
-    elif device.type != "cpu":
-        raise UserError(f"--device {name}: only cpu and cuda devices are supported")
-    return device

@@ -15,6 +15,7 @@ from utils.cli import run_main
 from utils.confidence import as_batch, confidence_maps, confidence_maps_per_view, strip_views
 from utils.images import read_rgb, write_png
 from utils.ssim import ssim
+from tolerances import uint8_close
 
 NUM_FRAMES = 6  # the fixture's video
 
@@ -25,14 +26,6 @@ def one_intra_op_thread():
     processes compete for the two cores (every small op then waits for a descheduled thread)."""
     with intra_op_threads(1):
         yield
-
-
-def uint8_close(got: np.ndarray, ref: np.ndarray) -> None:
-    """The README tolerance for uint8 outputs: within 1 everywhere, off by 1 at <= 0.1% of values."""
-    assert got.shape == ref.shape
-    diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
-    assert diff.max() <= 1
-    assert np.count_nonzero(diff) <= 0.001 * diff.size
 
 
 def digest(folder: Path) -> dict[str, str]:

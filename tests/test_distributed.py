@@ -15,6 +15,7 @@ from ldm.distributed import FrameShard, Session, distributed_session, launched_d
     split_frames
 from tools.synthetic import make_video
 from utils.errors import UserError
+from tolerances import uint8_close
 
 
 @pytest.mark.parametrize("num_frames,world_size", [(3, 2), (16, 3), (5, 5), (7, 4)])
@@ -82,12 +83,6 @@ def test_gloo_gather_rebuilds_all_frames_in_two_processes():
     mp.spawn(_gather_worker, args=(2, _free_port()), nprocs=2, join=True)
 
 
-def _uint8_close(got: np.ndarray, expected: np.ndarray) -> bool:
-    """README section 7: uint8 outputs within +-1 on at most 0.1 % of the values."""
-    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
-    return diff.max() <= 1 and (diff > 0).mean() <= 1e-3
-
-
 def test_torchrun_with_two_cpu_processes_gives_the_single_process_images(repo_root, tmp_path):
     """3 frames over 2 gloo processes (2 + 1 frames): the volumes are gathered every step for the
     smoothing, every process draws the single-process noise, rank 0 writes. CPU kernels round a batch
@@ -107,5 +102,5 @@ def test_torchrun_with_two_cpu_processes_gives_the_single_process_images(repo_ro
         single = np.asarray(Image.open(tmp_path / "single" / f"{i}.png"))
         distributed = np.asarray(Image.open(tmp_path / "torchrun" / f"{i}.png"))
         assert single.shape == distributed.shape == (64, 16 * 64, 3)
-        assert _uint8_close(distributed, single), f"frame {i}"
+        uint8_close(distributed, single)
     assert sorted(p.name for p in (tmp_path / "torchrun").iterdir()) == ["0.png", "1.png", "2.png"]

@@ -13,6 +13,7 @@ from rife.interpolate import interpolate_pair, interpolate_video
 from rife.model import intra_op_threads, load_flownet
 from utils.cli import run_main
 from utils.images import read_rgb, write_png
+from tolerances import uint8_close
 
 SIZE = 32  # view size of the synthetic strips: 32 x 512, already a multiple of 32
 
@@ -46,15 +47,6 @@ def make_video(root: Path, num_frames: int, size: int = SIZE) -> Path:
     for k in range(num_frames):
         write_png(root / f"{k}.png", strip(k, size))
     return root
-
-
-def uint8_close(got: np.ndarray, ref: np.ndarray) -> None:
-    """The README tolerance for uint8 outputs: within 1 everywhere, off by 1 at <= 0.1% of values
-    (batching pairs may change the last bits of a conv; on these strips it does not here)."""
-    assert got.shape == ref.shape
-    diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
-    assert diff.max() <= 1
-    assert np.count_nonzero(diff) <= 0.001 * diff.size
 
 
 def read_pair(folder: Path, count: int = 5) -> np.ndarray:

@@ -14,6 +14,7 @@ from rife.interpolate import interpolation_schedule, read_cv2_order, to_tensor
 from rife.model import chunked_inference, inference, intra_op_threads, load_flownet, pad_to_multiple
 from rife.warp import warp
 from utils.errors import UserError
+from tolerances import uint8_close
 
 
 @pytest.fixture(autouse=True)
@@ -22,14 +23,6 @@ def one_intra_op_thread():
     processes compete for the two cores (every small op then waits for a descheduled thread)."""
     with intra_op_threads(1):
         yield
-
-
-def uint8_close(got: np.ndarray, ref: np.ndarray) -> None:
-    """The README tolerance for uint8 outputs: within 1 everywhere, off by 1 at <= 0.1% of values."""
-    assert got.shape == ref.shape
-    diff = np.abs(got.astype(np.int16) - ref.astype(np.int16))
-    assert diff.max() <= 1
-    assert np.count_nonzero(diff) <= 0.001 * diff.size
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rife.model import load_flownet, resolve_device
+from rife.model import load_flownet
+from utils.devices import resolve_device
 from tools.synthetic import make_video
 from utils.cli import run_main
 from utils.confidence import confidence_maps, confidence_maps_per_view
