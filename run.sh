@@ -26,7 +26,7 @@ cd "$(dirname "$0")"
 : "${SMOOTH_FILTER:=1}"
 : "${DECOMPOSED_SAMPLING:=1}"
 : "${CROP_MODE:=per_frame}"
-: "${PRECISION:=fp16}"                        # CUDA only; the CPU runs fp32
+: "${PRECISION:=}"                            # empty: fp16 on CUDA (as the original), fp32 on the CPU
 : "${INTERP:=1}"                              # 0 skips RIFE interpolation (N_FRAMES data frames)
 : "${PER_VIEW:=0}"                            # 1 interpolates each view separately
 : "${RECON:=0}"                               # 1 adds stage 6, the 4D Gaussian reconstruction
@@ -99,7 +99,8 @@ stage() {
 gen_flags=(--cfg "$CFG" --ckpt "$CKPT" --input "$INPUT" --output "$OUTPUT" --crop_size "$CROP_SIZE"
     --crop_mode "$CROP_MODE" --elevation "$ELEVATION" --frame_num "$N_FRAMES" --is_cyc "$CYCLE" --seed "$SEED"
     --sample_steps "$SAMPLE_STEPS" --batch_view_num "$BATCH_VIEW_NUM" --cfg_scales $CFG_SCALES
-    --device "$DEVICE" --precision "$PRECISION")
+    --device "$DEVICE")
+[ -n "$PRECISION" ] && gen_flags+=(--precision "$PRECISION")
 [ "$SMOOTH_FILTER" = 1 ] && gen_flags+=(--smooth_filter)
 [ "$DECOMPOSED_SAMPLING" = 1 ] && gen_flags+=(--decomposed_sampling)
 if [ "$NUM_GPUS" -gt 1 ]; then
