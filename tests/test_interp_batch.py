@@ -10,7 +10,7 @@ from PIL import Image
 
 import frame_interpolation
 from rife.interpolate import interpolate_pair, interpolate_video
-from rife.model import intra_op_threads, load_flownet
+from rife.model import load_flownet
 from utils.cli import run_main
 from utils.images import read_rgb, write_png
 from tolerances import uint8_close
@@ -18,12 +18,7 @@ from tolerances import uint8_close
 SIZE = 32  # view size of the synthetic strips: 32 x 512, already a multiple of 32
 
 
-@pytest.fixture(autouse=True)
-def one_intra_op_thread():
-    """In-process network runs use one thread: identical results, and no stalls when other
-    processes compete for the two cores (every small op then waits for a descheduled thread)."""
-    with intra_op_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 @pytest.fixture(scope="module")

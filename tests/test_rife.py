@@ -11,18 +11,13 @@ from PIL import Image
 
 from rife.ifnet import IFNet
 from rife.interpolate import interpolation_schedule, read_cv2_order, to_tensor
-from rife.model import chunked_inference, inference, intra_op_threads, load_flownet, pad_to_multiple
+from rife.model import chunked_inference, inference, load_flownet, pad_to_multiple
 from rife.warp import warp
 from utils.errors import UserError
 from tolerances import uint8_close
 
 
-@pytest.fixture(autouse=True)
-def one_intra_op_thread():
-    """In-process network runs use one thread: identical results, and no stalls when other
-    processes compete for the two cores (every small op then waits for a descheduled thread)."""
-    with intra_op_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 @pytest.fixture(scope="module")

@@ -164,17 +164,29 @@ class UNetModel(nn.Module):
             zero_module(nn.Conv2d(model_channels, out_channels, 3, padding=1)),
         )
 
-    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: Optional[torch.Tensor] = None,
+                source_dict: Optional[Dict[int, torch.Tensor]] = None) -> torch.Tensor:
+        """x (B,C,H,W), timesteps (B,), context (B,M,768), source_dict {width: (B,d,D,width,width)} (volumes,
+        read only by subclasses that condition on them)."""
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
         hs = []
         h = x
         for module in self.input_blocks:
             h = module(h, emb, context)
             hs.append(h)
-        h = self.middle_block(h, emb, context)
-        for module in self.output_blocks:
-            h = module(torch.cat([h, hs.pop()], dim=1), emb, context)
+        h = self.condition_middle(self.middle_block(h, emb, context), source_dict)
+        for index, module in enumerate(self.output_blocks):
+            h = self.condition_output(index, module(torch.cat([h, hs.pop()], dim=1), emb, context), source_dict)
         return self.out(h)
+
+    def condition_middle(self, h: torch.Tensor, source_dict: Optional[Dict[int, torch.Tensor]]) -> torch.Tensor:
+        """Hook after the middle block; the plain SD UNet has no volume condition."""
+        return h
+
+    def condition_output(self, index: int, h: torch.Tensor,
+                         source_dict: Optional[Dict[int, torch.Tensor]]) -> torch.Tensor:
+        """Hook after output block ``index``; the plain SD UNet has no volume condition."""
+        return h
 
 
 class DepthWiseAttention(UNetModel):
@@ -209,19 +221,10 @@ class DepthWiseAttention(UNetModel):
             condition(ch0, d0), condition(ch0, d0), condition(ch0, d0),
         ])
 
-    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: Optional[torch.Tensor] = None,
-                source_dict: Optional[Dict[int, torch.Tensor]] = None) -> torch.Tensor:
-        """x (B,C,H,W), timesteps (B,), context (B,M,768), source_dict {width: (B,d,D,width,width)}."""
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels))
-        hs = []
-        h = x
-        for module in self.input_blocks:
-            h = module(h, emb, context)
-            hs.append(h)
-        h = self.middle_block(h, emb, context)
-        h = self.middle_conditions(h, context=source_dict[h.shape[-1]])
-        for index, module in enumerate(self.output_blocks):
-            h = module(torch.cat([h, hs.pop()], dim=1), emb, context)
-            if index in self.output_b2c:
-                h = self.output_conditions[self.output_b2c[index]](h, context=source_dict[h.shape[-1]])
-        return self.out(h)
+    def condition_middle(self, h: torch.Tensor, source_dict: Dict[int, torch.Tensor]) -> torch.Tensor:
+        return self.middle_conditions(h, context=source_dict[h.shape[-1]])
+
+    def condition_output(self, index: int, h: torch.Tensor, source_dict: Dict[int, torch.Tensor]) -> torch.Tensor:
+        if index not in self.output_b2c:
+            return h
+        return self.output_conditions[self.output_b2c[index]](h, context=source_dict[h.shape[-1]])
