@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "one scale for all frames, from the largest object, so its size does not jump")
     p.add_argument("--precision", type=str, default=None, choices=["fp16", "bf16", "fp32"],
                    help="UNet autocast precision (default fp16 on CUDA as the original, fp32 on the CPU)")
+    p.add_argument("--attention", type=str, default="auto", choices=["auto", "sdpa", "plain"],
+                   help="sdpa: the fast path (fused attention, folded depth attention); plain: the original's "
+                        "computation, bit for bit; auto: sdpa on CUDA, plain on the CPU (default %(default)s)")
     return p
 
 
@@ -74,7 +77,7 @@ def main() -> None:
         cfg_scale=cfg_scale, batch_view_num=flags.batch_view_num, seed=flags.seed, sampler=flags.sampler,
         sample_steps=flags.sample_steps, smooth_filter=flags.smooth_filter, is_cyc=flags.is_cyc,
         frame_num=flags.frame_num, devices=resolve_devices(flags.device), crop_mode=flags.crop_mode,
-        precision=flags.precision, batch_frame_num=flags.batch_frame_num)
+        precision=flags.precision, batch_frame_num=flags.batch_frame_num, attention=flags.attention)
 
 
 if __name__ == "__main__":

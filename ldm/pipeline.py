@@ -18,14 +18,15 @@ from ldm.data import CROP_MODES, prepare_frames, select_frames
 from ldm.distributed import distributed_session, split_frames
 from ldm.models.sampler import SyncDDIMSampler, check_guidance, make_ddim_timesteps
 from ldm.models.syncdreamer import build_model, load_config
+from ldm.modules.attention import BACKENDS as ATTENTION_BACKENDS, attention_backend
 from ldm.oom import explain_out_of_memory
+from ldm.precision import PRECISIONS, resolve_precision, store_for_autocast
 from utils.devices import default_device, resolve_devices
 from utils.errors import UserError
 from utils.images import join_views, write_png
 
 RANDOM_CKPT = "random"
 RANDOM_WEIGHTS_SEED = 0
-PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}
 SAMPLERS = ("ddim",)
 NUM_DDPM_TIMESTEPS = 1000
 # On CUDA the UNet gets at most this many frame-views per call (x2 / x3 under guidance). Measured on an
@@ -42,15 +43,6 @@ RANDOM_WEIGHTS_WARNING = (
 
 def warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def resolve_precision(precision: str | None, device: torch.device) -> str:
-    """The UNet's autocast precision: fp16 on CUDA (as the original) and fp32 on the CPU unless asked."""
-    if precision is None:
-        precision = "fp16" if device.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return precision
 
 
 @contextmanager
@@ -150,23 +142,27 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
                     seed: int = 6033, sampler: str = "ddim", sample_steps: int = 50, smooth_filter: bool = False,
                     is_cyc: int = 0, frame_num: int = 1, devices: Sequence[str | torch.device] | None = None,
                     crop_mode: str = "per_frame", precision: str | None = None,
-                    batch_frame_num: int | None = None, progress: bool = True) -> list[Path]:
+                    batch_frame_num: int | None = None, attention: str = "auto",
+                    progress: bool = True) -> list[Path]:
     """Generate V views for each of ``frame_num`` frames of ``input``; returns the written output/{i}.png.
 
     cfg_scale: a number for classifier-free guidance, [image, volume] for decomposed guidance.
     devices: frames are split over these (default: every visible GPU, else the CPU); under torchrun
     (WORLD_SIZE > 1) each process takes one of them (its LOCAL_RANK-th GPU, or the CPU), the processes
     share the frames and rank 0 writes the outputs (see ldm.distributed). precision: fp16 / bf16 / fp32
-    autocast for the UNet (default fp16 on CUDA, fp32 on the CPU). batch_frame_num: frames per UNet
-    call (default: frames_per_call). Each UNet call takes batch_frame_num x batch_view_num frame-views
-    (x2 / x3 under guidance): the peak memory follows that product, the images do not. Running out of
-    memory raises a UserError that names the settings to lower.
+    autocast for the UNet (default fp16 on CUDA, fp32 on the CPU). attention: the attention backend
+    (ldm.modules.attention; "auto": the fast path on CUDA, the original's exact computation on the CPU).
+    batch_frame_num: frames per UNet call (default: frames_per_call). Each UNet call takes
+    batch_frame_num x batch_view_num frame-views (x2 / x3 under guidance): the peak memory follows that
+    product, the images do not. Running out of memory raises a UserError that names the settings to lower.
     With fewer frames than frame_num, all frames are used and a warning says so (as the original).
     """
     check_arguments(input, cfg, ckpt, crop_size, cfg_scale, batch_view_num, sampler, sample_steps,
                     is_cyc, frame_num, crop_mode)
     if batch_frame_num is not None and batch_frame_num < 1:
         raise UserError(f"--batch_frame_num must be at least 1, got {batch_frame_num}")
+    if attention not in ATTENTION_BACKENDS:
+        raise UserError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {attention!r}")
     devices = resolve_devices(default_device()) if devices is None else [torch.device(d) for d in devices]
     with distributed_session(devices) as session, quiet_unless(session.is_main):
         device = session.devices[0]
@@ -199,8 +195,11 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
             frames_per_unet = min(batch_frame_num or frames_per_call(device, batch_view_num) or len(files),
                                   frames_per_device)
             views = config["model"]["params"].get("view_num")
-            with explain_out_of_memory(device, frames_per_device, views, batch_view_num, frames_per_unet, precision):
+            with explain_out_of_memory(device, frames_per_device, views, batch_view_num, frames_per_unet,
+                                       precision), attention_backend(attention):
                 model = model_from_config(config, ckpt, device)
+                if PRECISIONS[precision] is not None:
+                    store_for_autocast(model.model, PRECISIONS[precision])  # the sampler runs it under autocast
                 ddim = SyncDDIMSampler(model, sample_steps, devices=session.devices[:len(files)],
                                        autocast_dtype=PRECISIONS[precision], batch_frame_num=frames_per_unet,
                                        process_group=group, progress=progress and session.is_main)

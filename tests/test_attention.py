@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from ldm.modules.attention import (CrossAttention, DepthAttention, attention, attention_backend,
-                                   get_attention_backend, resolve_attention_backend, set_attention_backend)
+from ldm.modules.attention import (CrossAttention, DepthAttention, DepthTransformer, attention, attention_backend,
+                                   get_attention_backend, ray_major, resolve_attention_backend,
+                                   set_attention_backend)
 from ldm.modules.autoencoder import AttnBlock
 
 
@@ -35,13 +36,14 @@ def test_cross_attention_backends_agree():
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
 
 
-def test_depth_attention_is_per_pixel_softmax_over_its_ray():
+@pytest.mark.parametrize("backend", ["plain", "sdpa"])
+def test_depth_attention_is_per_pixel_softmax_over_its_ray(backend):
     """Each pixel attends only over the D samples of its own ray, one problem per pixel and head."""
     torch.manual_seed(0)
     heads, dim_head = 2, 8
     layer = DepthAttention(16, context_dim=12, heads=heads, dim_head=dim_head, output_bias=False).eval()
     x, context = torch.randn(2, 16, 5, 6), torch.randn(2, 12, 7, 5, 6)
-    with torch.no_grad():
+    with torch.no_grad(), attention_backend(backend):
         out = layer(x, context)
         q, k, v = layer.to_q(x), layer.to_k(context), layer.to_v(context)
         for b, i, j in [(0, 0, 0), (1, 3, 4), (0, 4, 5)]:
@@ -53,6 +55,42 @@ def test_depth_attention_is_per_pixel_softmax_over_its_ray():
                 per_head.append(weights @ values)
             expected = layer.to_out.weight[:, :, 0, 0] @ torch.cat(per_head)
             torch.testing.assert_close(out[b, :, i, j], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_ray_major_keeps_values_and_makes_each_ray_contiguous():
+    volume = torch.randn(2, 12, 7, 5, 6)
+    laid_out = ray_major(volume)
+    assert torch.equal(laid_out, volume)
+    assert laid_out.permute(0, 3, 4, 2, 1).is_contiguous()  # B,H,W,D,C: the folded path's rays are a view
+    assert laid_out.permute(0, 1, 3, 4, 2).is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize("layout", [lambda v: v, ray_major], ids=["contiguous", "ray_major"])
+def test_folded_depth_attention_equals_the_original_form(layout):
+    """The fast path folds the key/value projections into the query and output; same attention."""
+    torch.manual_seed(0)
+    layer = DepthAttention(16, context_dim=12, heads=4, dim_head=6).eval()
+    x, context = torch.randn(3, 16, 5, 6), torch.randn(3, 12, 7, 5, 6)
+    with torch.no_grad():
+        plain = layer.forward_plain(x, context)
+        folded = layer.forward_folded(x, layout(context))
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_depth_transformer_backends_agree_on_a_ray_major_volume():
+    """The fast path runs proj_context on the channels-last view of a ray-major volume."""
+    torch.manual_seed(0)
+    block = DepthTransformer(32, 4, 8, context_dim=16).eval()
+    for p in block.proj_out[-1].parameters():  # the zero-initialised output conv would hide any difference
+        torch.nn.init.normal_(p, std=0.1)
+    x, context = torch.randn(2, 32, 6, 5), torch.randn(2, 16, 7, 6, 5)
+    with torch.no_grad():
+        with attention_backend("plain"):
+            plain = block(x, context)
+        with attention_backend("sdpa"):
+            fast = block(x, ray_major(context))
+    assert (plain - x).abs().max() > 0.1
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
 
 
 def test_vae_attention_backends_agree():

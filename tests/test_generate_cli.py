@@ -10,6 +10,7 @@ from PIL import Image
 import generate
 from tools.synthetic import make_video
 from utils.cli import run_main
+from utils.errors import UserError
 from tolerances import uint8_close
 
 
@@ -89,3 +90,28 @@ def test_generate_user_mistakes(repo_root, tmp_path, monkeypatch, capsys, proble
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_attention_flag_picks_the_path_and_both_agree(repo_root, tmp_path, monkeypatch,
+                                                                one_intra_op_thread):
+    """--attention sdpa runs the folded depth attention; its images match the plain path's."""
+    from ldm.modules.attention import DepthAttention
+    from ldm.pipeline import generate_frames
+
+    folded_calls = []
+    forward_folded = DepthAttention.forward_folded
+    monkeypatch.setattr(DepthAttention, "forward_folded",
+                        lambda self, *a: folded_calls.append(1) or forward_folded(self, *a))
+    make_video(tmp_path / "video", num_frames=1, size=96, seed=2)
+    tiny = repo_root / "configs/tiny.yaml"
+    images = {}
+    for attention in ("plain", "sdpa"):
+        calls_before = len(folded_calls)
+        generate_frames(tmp_path / "video", tmp_path / attention, 15, cfg=tiny, ckpt="random",
+                        crop_size=40, sample_steps=2, devices=["cpu"], attention=attention, progress=False)
+        assert (len(folded_calls) > calls_before) == (attention == "sdpa")
+        images[attention] = np.asarray(Image.open(tmp_path / attention / "0.png"))
+    uint8_close(images["sdpa"], images["plain"])
+    with pytest.raises(UserError, match="--attention must be one of auto, sdpa, plain"):
+        generate_frames(tmp_path / "video", tmp_path / "bad", 15, cfg=tiny, ckpt="random",
+                        devices=["cpu"], attention="flash")

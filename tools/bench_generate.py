@@ -10,9 +10,10 @@ Three modes, each printing one table and, with --json, writing the numbers:
   counted once on the meta device; floor = those FLOPs at --peak_tflops). A PLAIN row (softmax attention
   written out) with the first row's settings gives the plain/fast ratio. VAE encoding + CLIP ("prepare")
   and decoding of all views are timed once; --profile N prints the top operators of one step.
-* --unet-only: the config's UNet alone, one forward of --unet_batch views: fp32 fused attention vs the
-  plain path (speed-up, max difference) and each lower --precision under autocast (speed-up, drift);
-  the variants are timed in interleaved rounds, so a changing machine load hits them alike.
+* --unet-only: the config's UNet alone, one forward of --unet_batch views: the fp32 fast path (fused
+  attention, folded depth attention) vs the plain path (speed-up, max difference) and each lower
+  --precision under autocast, weights stored as generate.py stores them (speed-up, drift); the
+  variants are timed in interleaved rounds, so a changing machine load hits them alike.
 * --drift: whole samples of the tiny model in fp32 and in each other --precision, same seed: the
   max difference of the final images; on CUDA also whether every attention call runs a fused kernel.
 
@@ -32,6 +33,7 @@ import statistics
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
+from copy import deepcopy
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -46,12 +48,12 @@ from ldm.models.sampler import SyncDDIMSampler, make_ddim_timesteps
 from ldm.models.syncdreamer import UNetWrapper, build_model, load_config, model_kwargs_from_config
 from ldm.oom import is_out_of_memory
 from ldm.pipeline import frames_per_call
+from ldm.precision import PRECISIONS, store_for_autocast
 from tools.synthetic import make_video
 from utils.cli import run_main
 from utils.errors import UserError
 from utils.images import write_json
 
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 GUIDANCE = {"decomposed": (2.0, 1.0), "cfg": 2.0}
 H100_DENSE_BF16_TFLOPS = 989.5  # H100 SXM tensor cores, dense fp16/bf16
 NUM_DDPM_TIMESTEPS = 1000
@@ -182,6 +184,13 @@ def step_inputs(model: torch.nn.Module, frames: int, device: torch.device, seed:
                 time_steps=torch.full((frames,), 501, dtype=torch.long, device=device), index=25)
 
 
+def sampler_for(model, precision: str, **kwargs) -> SyncDDIMSampler:
+    """A sampler at ``precision`` over ``model`` whose UNet weights are stored as generate.py stores them
+    (in place: timings do not depend on how the random weights round)."""
+    store_for_autocast(model.model, PRECISIONS[precision] or torch.float32)
+    return SyncDDIMSampler(model, 50, autocast_dtype=PRECISIONS[precision], progress=False, **kwargs)
+
+
 def run_step(sampler: SyncDDIMSampler, inputs: dict, cfg_scale, batch_view_num: int) -> torch.Tensor:
     """One synchronised DDIM step with smoothing, as generate.py runs it."""
     x_prev, _ = sampler.denoise_apply(inputs["x_t"], inputs["x_input"], inputs["clip_embed"], inputs["elevation"],
@@ -191,11 +200,12 @@ def run_step(sampler: SyncDDIMSampler, inputs: dict, cfg_scale, batch_view_num: 
 
 
 def count_step_flops(cfg: dict, frames: int, cfg_scale) -> dict:
-    """FLOPs of one DDIM step (any chunking: chunks change the batch, not the work), counted on meta."""
+    """FLOPs of one DDIM step (any chunking: chunks change the batch, not the work), counted on meta for
+    the original's computation (the plain path; the fast one folds some of it away)."""
     model = meta_model(cfg)
     sampler = SyncDDIMSampler(model, 50, progress=False)
     inputs = step_inputs(model, frames, torch.device("meta"), 0)
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, attention_backend("plain"):
         run_step(sampler, inputs, cfg_scale, model.view_num)
     counts = counter.get_flop_counts()
 
@@ -208,7 +218,7 @@ def count_step_flops(cfg: dict, frames: int, cfg_scale) -> dict:
 
 def one_frame_fused_check(model, device: torch.device, precision: str, cfg_scale, seed: int) -> str:
     """fused_attention_check on one DDIM step of one frame, all views in one call."""
-    sampler = SyncDDIMSampler(model, 50, autocast_dtype=PRECISIONS[precision], progress=False)
+    sampler = sampler_for(model, precision)
     inputs = step_inputs(model, 1, device, seed)
     return fused_attention_check(lambda: run_step(sampler, inputs, cfg_scale, model.view_num))
 
@@ -228,8 +238,7 @@ def time_row(model, inputs: dict, device: torch.device, precision: str, batch_vi
     """Seconds per step, the volume/frustum/UNet split and peak memory of one setting."""
     row = dict(path="plain" if attention == "plain" else "fast", attention=attention, precision=precision,
                batch_view_num=batch_view_num, batch_frame_num=batch_frame_num)
-    sampler = SyncDDIMSampler(model, 50, autocast_dtype=PRECISIONS[precision], batch_frame_num=batch_frame_num,
-                              progress=False)
+    sampler = sampler_for(model, precision, batch_frame_num=batch_frame_num)
     free_memory(device)
     reset_peak_memory(device)
     try:
@@ -260,8 +269,7 @@ def time_row(model, inputs: dict, device: torch.device, precision: str, batch_vi
 
 def profile_step(model, inputs: dict, device: torch.device, row: dict, cfg_scale, top: int) -> dict:
     """torch.profiler table of one step with ``row``'s settings: where the time goes, operator by operator."""
-    sampler = SyncDDIMSampler(model, 50, autocast_dtype=PRECISIONS[row["precision"]],
-                              batch_frame_num=row["batch_frame_num"], progress=False)
+    sampler = sampler_for(model, row["precision"], batch_frame_num=row["batch_frame_num"])
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
@@ -429,10 +437,11 @@ def bench_unet(args, cfg: dict, device: torch.device) -> dict:
 
     def forward_of(attention: str, precision: str) -> Callable[[], torch.Tensor]:
         amp = PRECISIONS[precision]
+        net = unet if amp is None else store_for_autocast(deepcopy(unet), amp)  # as generate.py stores it
 
         def forward():
             with attention_backend(attention), (torch.autocast(device.type, dtype=amp) if amp else nullcontext()):
-                return unet(*inputs).float()
+                return net(*inputs).float()
         return forward
 
     variants = [("fast fp32", "sdpa", "fp32"), ("plain fp32", "plain", "fp32")]
@@ -496,9 +505,11 @@ def bench_drift(args, cfg: dict, device: torch.device) -> dict:
                                frame_num=frames)
 
     def sample(precision: str) -> tuple[torch.Tensor, float]:
-        sampler = SyncDDIMSampler(model, sample_steps, autocast_dtype=PRECISIONS[precision], progress=False)
+        stored = deepcopy(model)  # weights stored as generate.py stores them, from the float32 ones
+        store_for_autocast(stored.model, PRECISIONS[precision] or torch.float32)
+        sampler = SyncDDIMSampler(stored, sample_steps, autocast_dtype=PRECISIONS[precision], progress=False)
         torch.manual_seed(args.seed)
-        images, seconds, _ = timed(lambda: model.sample(sampler, batch, cfg_scale, model.view_num,
+        images, seconds, _ = timed(lambda: stored.sample(sampler, batch, cfg_scale, model.view_num,
                                                         smooth_filter=True, is_cyc=0), device)
         return images.float().cpu(), seconds
 

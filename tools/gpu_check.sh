@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Stage 1 on a lent GPU (H100/H200) in about 3 minutes: the GPU rows first, then checks of the CUDA paths.
+# Stage 1 on a lent GPU (H100/H200) in at most 8 minutes: the GPU rows first, then checks of the CUDA paths.
 #
 #   bash tools/gpu_check.sh          (from the repo root, on the GPU machine; results in $OUT)
 #
-# 1. full model, 16 frames x 16 views, decomposed guidance, fp16 and bf16, (4|1 frames) x (16|4 views) per
+# 1. full model, 16 frames x 16 views, decomposed guidance, fp16 and bf16, (4|1|16 frames) x (16|4 views) per
 #    UNet call (the first row is generate.py's default): s/step, projected 50-step time, peak memory,
 #    TFLOP/s and the ratio to the compute floor, the volume / frustum / UNet split, plain vs fast (first
 #    row's settings), the top kernels of one step, whether every SDPA call is fused;
@@ -32,8 +32,8 @@ part() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)" 2>&1 | tee -a "$LOG"
 
-part full 240 python3 -m tools.bench_generate --device cuda --frames 16 --precision fp16 bf16 \
-    --batch_view_num 16 4 --batch_frame_num 4 1 --guidance decomposed --steps-to-time 2 --sample_steps 50 \
+part full 300 python3 -m tools.bench_generate --device cuda --frames 16 --precision fp16 bf16 \
+    --batch_view_num 16 4 --batch_frame_num 4 1 16 --guidance decomposed --steps-to-time 2 --sample_steps 50 \
     --profile 25 --json "$OUT/full.json"
 part drift 75 python3 -m tools.bench_generate --drift --device cuda --precision fp16 bf16 --frames 3 \
     --sample_steps 10 --json "$OUT/drift.json"

@@ -4,7 +4,9 @@ the depth-wise attention that reads the frustum volume.
 Every attention has two interchangeable implementations (backends):
 
 * ``"sdpa"``: ``torch.nn.functional.scaled_dot_product_attention``, fused kernels (flash /
-  memory-efficient) on CUDA. The fast path.
+  memory-efficient) on CUDA. The fast path; there the depth attention, with one query per ray,
+  folds its key and value projections into the query and the output instead
+  (:meth:`DepthAttention.forward_folded`).
 * ``"plain"``: ``softmax(q k^T / sqrt(d)) v`` written out exactly as the original computes it, so
   results round like the reference bit for bit (the tiny test network amplifies last-bit
   differences a thousandfold over a sampling run).
@@ -176,7 +178,12 @@ class SpatialTransformer(nn.Module):
 
 class DepthAttention(nn.Module):
     """Each pixel of a 2D map (B,query_dim,H,W) attends over the D depth samples of its own ray in a
-    frustum volume (B,context_dim,D,H,W)."""
+    frustum volume (B,context_dim,D,H,W).
+
+    Two paths, chosen by the attention backend: ``"plain"`` projects every volume sample to a key and
+    a value, as the original; the fast path (:meth:`forward_folded`) folds those projections into the
+    query and the output instead, which is the same attention with ~30x fewer operations.
+    """
 
     def __init__(self, query_dim: int, context_dim: int, heads: int, dim_head: int, output_bias: bool = True):
         super().__init__()
@@ -189,18 +196,50 @@ class DepthAttention(nn.Module):
         self.to_out = nn.Conv2d(inner_dim, query_dim, 1, 1, bias=output_bias)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        if resolve_attention_backend(x.device) == "plain":
+            return self.forward_plain(x, context)
+        return self.forward_folded(x, context)
+
+    def forward_plain(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The original's computation: keys and values for all D samples of every ray."""
         b, _, h, w = x.shape
         d = context.shape[2]
         hn, hd = self.heads, self.dim_head
         q = self.to_q(x).view(b, hn, hd, h, w)
         k = self.to_k(context).view(b, hn, hd, d, h, w)
         v = self.to_v(context).view(b, hn, hd, d, h, w)
-        # One query per ray against D keys: the broadcast-and-sum form is as fast as a fused kernel
-        # here, rounds exactly like the original, and avoids cuDNN's fused attention, which fails
-        # on the full model's ~10^6 one-query problems.
+        # One query per ray against D keys: the broadcast-and-sum form rounds exactly like the
+        # original, and avoids cuDNN's fused attention, which fails on the full model's ~10^6
+        # one-query problems.
         weights = ((q.unsqueeze(3) * k).sum(2) * hd ** -0.5).softmax(dim=2)  # B,heads,D,H,W
         out = (v * weights.unsqueeze(2)).sum(3)  # B,heads,hd,H,W
         return self.to_out(out.reshape(b, hn * hd, h, w))
+
+    def forward_folded(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The same attention over the raw volume features: per head, q . (W_k c) = (W_k^T q) . c and
+        sum_d a_d W_v c_d = W_v sum_d a_d c_d, so no key or value is computed for the D samples of a ray.
+
+        Fastest when ``context`` is ray-major (see :func:`ray_major`): the rays are then a view.
+        """
+        b, _, h, w = x.shape
+        c, d = context.shape[1:3]
+        hn, hd = self.heads, self.dim_head
+        w_k = self.to_k.weight.view(hn, hd, c)
+        w_v = self.to_v.weight.view(hn, hd, c)
+        q = self.to_q(x).view(b, hn, hd, h * w)
+        q_c = torch.matmul(w_k.transpose(1, 2), q) * hd ** -0.5  # B,heads,C,HW: queries in feature space
+        q_c = q_c.permute(0, 3, 1, 2).reshape(b * h * w, hn, c)
+        rays = context.permute(0, 3, 4, 2, 1).reshape(b * h * w, d, c)
+        weights = torch.bmm(q_c, rays.transpose(1, 2)).softmax(dim=-1)  # BHW,heads,D
+        pooled = torch.bmm(weights, rays).view(b, h * w, hn, c).permute(0, 2, 3, 1)  # B,heads,C,HW
+        out = torch.matmul(w_v, pooled)  # B,heads,hd,HW
+        return self.to_out(out.reshape(b, hn * hd, h, w))
+
+
+def ray_major(volume: torch.Tensor) -> torch.Tensor:
+    """The same volume (B,C,D,H,W) stored as (B,H,W,D,C): each ray's samples are one contiguous
+    (D,C) matrix, and a per-voxel layer sees it, permuted to (B,C,H,W,D), as channels-last."""
+    return volume.permute(0, 3, 4, 2, 1).contiguous().permute(0, 4, 3, 1, 2)
 
 
 class DepthTransformer(nn.Module):
@@ -232,5 +271,11 @@ class DepthTransformer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        h = self.depth_attn(self.proj_in(x), self.proj_context(context))
+        if resolve_attention_backend(x.device) == "plain":
+            context = self.proj_context(context)
+        else:
+            # proj_context works per voxel, so it may run on (B,C,H,W,D): for a ray-major volume that is
+            # channels-last, the fast layout for conv and GroupNorm, and the output stays ray-major.
+            context = self.proj_context(context.permute(0, 1, 3, 4, 2)).permute(0, 1, 4, 2, 3)
+        h = self.depth_attn(self.proj_in(x), context)
         return self.proj_out(h) + x

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldm.modules.attention import DepthTransformer, SpatialTransformer, zero_module
+from ldm.modules.attention import (DepthTransformer, SpatialTransformer, ray_major, resolve_attention_backend,
+                                   zero_module)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -220,6 +221,13 @@ class DepthWiseAttention(UNetModel):
             condition(ch1, d0),  # block 8 upsamples to w
             condition(ch0, d0), condition(ch0, d0), condition(ch0, d0),
         ])
+
+    def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: Optional[torch.Tensor] = None,
+                source_dict: Optional[Dict[int, torch.Tensor]] = None) -> torch.Tensor:
+        if resolve_attention_backend(x.device) != "plain":
+            # up to four condition blocks read each volume: lay it out once for the fast depth attention
+            source_dict = {width: ray_major(volume) for width, volume in source_dict.items()}
+        return super().forward(x, timesteps, context, source_dict)
 
     def condition_middle(self, h: torch.Tensor, source_dict: Dict[int, torch.Tensor]) -> torch.Tensor:
         return self.middle_conditions(h, context=source_dict[h.shape[-1]])
