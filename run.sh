@@ -27,6 +27,7 @@ cd "$(dirname "$0")"
 : "${DECOMPOSED_SAMPLING:=1}"
 : "${CROP_MODE:=per_frame}"
 : "${PRECISION:=}"                            # empty: fp16 on CUDA (as the original), fp32 on the CPU
+: "${ATTENTION:=}"                            # empty: the fast path on CUDA, the original's exact one on the CPU
 : "${INTERP:=1}"                              # 0 skips RIFE interpolation (N_FRAMES data frames)
 : "${PER_VIEW:=0}"                            # 1 interpolates each view separately
 : "${RECON:=0}"                               # 1 adds stage 6, the 4D Gaussian reconstruction
@@ -51,6 +52,8 @@ DATA_NAME=$1 OUTPUT_NAME=$2 DEVICES=$3 N_FRAMES=$4 CYCLE=$5
 for flag in SMOOTH_FILTER DECOMPOSED_SAMPLING INTERP PER_VIEW RECON FORCE; do
     [[ ${!flag} == 0 || ${!flag} == 1 ]] || fail "$flag must be 0 or 1, got '${!flag}'"
 done
+[[ $PRECISION =~ ^(|fp16|bf16|fp32)$ ]] || fail "PRECISION must be fp16, bf16, fp32 or empty, got '$PRECISION'"
+[[ $ATTENTION =~ ^(|auto|sdpa|plain)$ ]] || fail "ATTENTION must be auto, sdpa, plain or empty, got '$ATTENTION'"
 
 # Cheap checks first: inputs, flags, weights and GPUs before any model is loaded.
 "$PYTHON" -m tools.preflight --input "$DATA_ROOT/$DATA_NAME" --frame_num "$N_FRAMES" --crop_size "$CROP_SIZE" \
@@ -101,6 +104,7 @@ gen_flags=(--cfg "$CFG" --ckpt "$CKPT" --input "$INPUT" --output "$OUTPUT" --cro
     --sample_steps "$SAMPLE_STEPS" --batch_view_num "$BATCH_VIEW_NUM" --cfg_scales $CFG_SCALES
     --device "$DEVICE")
 [ -n "$PRECISION" ] && gen_flags+=(--precision "$PRECISION")
+[ -n "$ATTENTION" ] && gen_flags+=(--attention "$ATTENTION")
 [ "$SMOOTH_FILTER" = 1 ] && gen_flags+=(--smooth_filter)
 [ "$DECOMPOSED_SAMPLING" = 1 ] && gen_flags+=(--decomposed_sampling)
 if [ "$NUM_GPUS" -gt 1 ]; then

@@ -86,9 +86,12 @@ def test_chain_writes_every_stage_and_a_rerun_skips_them(workdir):
     for stage in STAGES:
         assert f"=== {stage}: done before, skipped" in again.stdout
 
-    changed = run_sh(workdir, "clip", "run1", "cpu", NUM_FRAMES, 0, SEED="7")
+    changed = run_sh(workdir, "clip", "run1", "cpu", NUM_FRAMES, 0, SEED="7", ATTENTION="sdpa")
+    assert changed.returncode == 0, changed.stdout[-2000:] + changed.stderr[-2000:]
     assert "=== generate: done before" not in changed.stdout  # a changed flag redoes the stage...
     assert "=== convert: done before" not in changed.stdout  # ...and every stage after it
+    command = (workdir / "output" / "run1" / ".stages" / "generate.done").read_text()
+    assert "--seed 7" in command and "--attention sdpa" in command
 
 
 def test_killed_stage_leaves_no_partial_file_and_rerun_completes(workdir):
@@ -158,6 +161,8 @@ BAD_INPUTS = {
     "missing rife weights": (None, ["clip", "o", "cpu", 3, 0], {"RIFE_MODEL": "ckpt_empty"},
                              ["flownet.pkl", "model/flownet.pkl"]),
     "bad env flag": (None, ["clip", "o", "cpu", 3, 0], {"FORCE": "yes"}, ["FORCE", "'yes'"]),
+    "bad precision": (None, ["clip", "o", "cpu", 3, 0], {"PRECISION": "int8"}, ["PRECISION", "'int8'"]),
+    "bad attention": (None, ["clip", "o", "cpu", 3, 0], {"ATTENTION": "flash"}, ["ATTENTION", "'flash'"]),
 }
 
 
