@@ -77,8 +77,9 @@ def test_folded_depth_attention_equals_the_original_form(layout):
     torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
 
 
-def test_depth_transformer_backends_agree_on_a_ray_major_volume():
-    """The fast path runs proj_context on the channels-last view of a ray-major volume."""
+@pytest.mark.parametrize("layout", [lambda v: v, ray_major], ids=["contiguous", "ray_major"])
+def test_depth_transformer_backends_agree(layout):
+    """The fast path runs proj_context on the (B,C,H,W,D) view: channels-last for a ray-major volume."""
     torch.manual_seed(0)
     block = DepthTransformer(32, 4, 8, context_dim=16).eval()
     for p in block.proj_out[-1].parameters():  # the zero-initialised output conv would hide any difference
@@ -88,7 +89,7 @@ def test_depth_transformer_backends_agree_on_a_ray_major_volume():
         with attention_backend("plain"):
             plain = block(x, context)
         with attention_backend("sdpa"):
-            fast = block(x, ray_major(context))
+            fast = block(x, layout(context))
     assert (plain - x).abs().max() > 0.1
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
 
