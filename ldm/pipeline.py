@@ -198,10 +198,11 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
             with explain_out_of_memory(device, frames_per_device, views, batch_view_num, frames_per_unet,
                                        precision), attention_backend(attention):
                 model = model_from_config(config, ckpt, device)
-                if PRECISIONS[precision] is not None:
-                    store_for_autocast(model.model, PRECISIONS[precision])  # the sampler runs it under autocast
+                autocast_dtype = PRECISIONS[precision]
+                if autocast_dtype is not None:
+                    store_for_autocast(model.model, autocast_dtype)  # the sampler runs it under autocast
                 ddim = SyncDDIMSampler(model, sample_steps, devices=session.devices[:len(files)],
-                                       autocast_dtype=PRECISIONS[precision], batch_frame_num=frames_per_unet,
+                                       autocast_dtype=autocast_dtype, batch_frame_num=frames_per_unet,
                                        process_group=group, progress=progress and session.is_main)
                 torch.manual_seed(seed)
                 images = model.sample(ddim, batch, guidance, batch_view_num, smooth_filter=smooth_filter,

@@ -94,6 +94,16 @@ def _level_channels(ch: int, ch_mult: Sequence[int]):
     return [(ch * in_mult[i], ch * ch_mult[i]) for i in range(len(ch_mult))]
 
 
+def run_level(level: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    """One resolution level of the encoder or decoder: its ResNet blocks, each followed by its
+    attention block where the level has them."""
+    for i, block in enumerate(level.block):
+        h = block(h)
+        if len(level.attn) > 0:
+            h = level.attn[i](h)
+    return h
+
+
 class Encoder(nn.Module):
     """(B,in_channels,H,W) -> (B,2*z_channels,H/f,W/f) posterior moments (before quant_conv)."""
 
@@ -126,10 +136,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
         for down in self.down:
-            for i, block in enumerate(down.block):
-                h = block(h)
-                if len(down.attn) > 0:
-                    h = down.attn[i](h)
+            h = run_level(down, h)
             if hasattr(down, "downsample"):
                 h = down.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
@@ -171,10 +178,7 @@ class Decoder(nn.Module):
         h = self.conv_in(z)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
         for up in reversed(self.up):
-            for i, block in enumerate(up.block):
-                h = block(h)
-                if len(up.attn) > 0:
-                    h = up.attn[i](h)
+            h = run_level(up, h)
             if hasattr(up, "upsample"):
                 h = up.upsample(h)
         return self.conv_out(nonlinearity(self.norm_out(h)))
