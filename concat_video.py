@@ -4,7 +4,8 @@
 """
 import argparse
 
-from utils.assemble import assemble_frames, write_previews
+from assemble.frames import assemble_frames
+from assemble.previews import write_previews
 from utils.cli import run_main
 
 

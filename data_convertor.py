@@ -5,7 +5,7 @@
 import argparse
 
 from utils.cli import run_main
-from utils.convert import convert_dataset
+from convert.dataset import convert_dataset
 
 
 def main() -> None:

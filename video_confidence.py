@@ -6,13 +6,10 @@ reads output/NAME/data/*.png (16-view strips, numeric order) and writes
 output/NAME/data/conf_map/{k:02d}_ssim.png and {k:02d}_rgb.png (uint8, same size as the strips).
 """
 import argparse
-from pathlib import Path
 
-from rife.model import load_flownet
-from utils.devices import resolve_device
+from confidence.maps import write_confidence_maps
 from utils.cli import run_main
-from utils.confidence import check_strips, confidence_maps
-from utils.images import list_frames, read_rgb, write_png
+from utils.devices import resolve_device
 
 
 def main() -> None:
@@ -25,15 +22,8 @@ def main() -> None:
     parser.add_argument("--device", type=str, default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     args = parser.parse_args()
 
-    data = Path(args.root_path) / "data"
-    paths = list_frames(data)
-    strips = [read_rgb(p) for p in paths]
-    check_strips(strips, paths)
-    flownet = load_flownet(args.model, resolve_device(args.device))
-    for k, ssim_conf, rgb_conf in confidence_maps(strips, flownet):
-        write_png(data / "conf_map" / f"{k:02d}_ssim.png", ssim_conf)
-        write_png(data / "conf_map" / f"{k:02d}_rgb.png", rgb_conf)
-    print(f"[INFO] wrote confidence maps of {len(strips)} frames to {data / 'conf_map'}")
+    conf_dir = write_confidence_maps(args.root_path, args.model, resolve_device(args.device))
+    print(f"[INFO] wrote confidence maps to {conf_dir}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
-"""tools/bench_generate.py in CI size: the tiny model on the CPU, each mode once, a few steps."""
+"""tools/bench_generate in CI size: the tiny model on the CPU, each mode once, a few steps."""
 import json
 
 import pytest
 import torch
 
 from ldm.models.syncdreamer import load_config
-from tools import bench_generate
-from tools.bench_generate import count_step_flops, main
+from tools.bench_generate import steps
+from tools.bench_generate.cli import main
+from tools.bench_generate.workload import count_step_flops
 
 
 @pytest.fixture(autouse=True)
@@ -67,14 +68,14 @@ def test_drift_mode_reports_image_differences(repo_root, tmp_path, monkeypatch):
 def test_out_of_memory_becomes_a_row_not_a_crash(repo_root, tmp_path, monkeypatch):
     monkeypatch.chdir(repo_root)
 
-    run_step = bench_generate.run_step
+    run_step = steps.run_step
 
     def out_of_memory(sampler, inputs, *args):
         if inputs["x_t"].is_meta:  # counting FLOPs allocates nothing
             return run_step(sampler, inputs, *args)
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(bench_generate, "run_step", out_of_memory)
+    monkeypatch.setattr(steps, "run_step", out_of_memory)
     result = _run(tmp_path, "--frames", 1, "--no-plain", "--no-decode", "--steps-to-time", 1)
     assert [r["status"] for r in result["rows"]] == ["out of memory"]
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils.assemble import contact_rows, list_data_frames
+from assemble.previews import contact_rows
+from utils.strips import list_data_frames
 from utils.images import read_rgb, write_png
 from utils.video import read_mp4
 

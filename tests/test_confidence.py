@@ -1,4 +1,4 @@
-"""Stage 4 (video_confidence.py, utils/confidence.py) vs the reference confidence maps."""
+"""Stage 4 (video_confidence.py, confidence/maps.py) vs the reference confidence maps."""
 import hashlib
 import shutil
 import subprocess
@@ -12,7 +12,7 @@ import torch
 import video_confidence
 from rife.model import inference, intra_op_threads, load_flownet
 from utils.cli import run_main
-from utils.confidence import as_batch, confidence_maps, confidence_maps_per_view, strip_views
+from confidence.maps import as_batch, confidence_maps, confidence_maps_per_view, strip_views
 from utils.images import read_rgb, write_png
 from utils.ssim import ssim
 from tolerances import uint8_close
@@ -145,8 +145,9 @@ def test_user_errors(monkeypatch, capsys, rife_dir, tmp_path):
     write_png(data / "01.png", np.zeros((8, 100, 3), np.uint8))
     model = ["--model", str(rife_dir), "--device", "cpu"]
     assert "16 x its height wide" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), *model)
-    write_png(data / "00.png", np.zeros((8, 128, 3), np.uint8))
-    assert "same size" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), *model)
+    write_png(data / "00.png", np.zeros((4, 64, 3), np.uint8))
     write_png(data / "01.png", np.zeros((8, 128, 3), np.uint8))
+    assert "all frames must have one size" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), *model)
+    write_png(data / "00.png", np.zeros((8, 128, 3), np.uint8))
     assert "flownet.pkl" in run_cli(monkeypatch, capsys, "--root_path", str(tmp_path), "--model", str(tmp_path))
     assert not (data / "conf_map").exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.convert import convert_dataset
+from convert.dataset import convert_dataset
 from utils.images import read_rgb, write_png
 
 NUM_VIEWS = 16

@@ -33,7 +33,7 @@ from rife.model import load_flownet
 from utils.devices import resolve_device
 from tools.synthetic import make_video
 from utils.cli import run_main
-from utils.confidence import confidence_maps, confidence_maps_per_view
+from confidence.maps import confidence_maps, confidence_maps_per_view
 from utils.images import read_rgb, read_rgba, write_png
 
 NUM_VIEWS = 16

@@ -23,10 +23,10 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from utils.assemble import NUM_VIEWS, check_strips, list_data_frames, strip_size
 from utils.cameras import original_transform_matrix, syncdreamer_cameras
 from utils.errors import UserError
 from utils.images import read_gray, read_rgb, split_views, write_json, write_png
+from utils.strips import NUM_VIEWS, check_strip_files, list_data_frames, strip_size
 
 FPS = 30
 TEST_VIEW_STEP = 5
@@ -75,7 +75,7 @@ def write_transforms(path: Path, K: np.ndarray, frames: list[dict], log: Callabl
 
 def check_inputs(data_dir: Path, frames: list[Path], confidence: bool, num_views: int) -> int:
     """Check strips (and confidence maps) before anything is written; return the view size."""
-    view_size = check_strips(frames, num_views)
+    view_size = check_strip_files(frames, num_views)
     if confidence:
         for k, frame in enumerate(frames):
             for conf in conf_map_paths(data_dir, k):

@@ -18,30 +18,18 @@ the original), unlike frame_interpolation's BGR.
 kept as the reference the batched path is tested against.
 """
 import functools
+import os
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from rife.ifnet import IFNet
-from rife.model import Inference, batch_size_for, chunked_inference, default_workers, inference
-from utils.errors import UserError
-from utils.images import split_views
+from rife.model import Inference, batch_size_for, chunked_inference, default_workers, inference, load_flownet
+from utils.images import list_frames, read_rgb, split_views, write_png
 from utils.ssim import ssim
-
-NUM_VIEWS = 16
-
-
-def check_strips(strips: Sequence[np.ndarray], paths: Sequence[object], num_views: int = NUM_VIEWS) -> None:
-    """UserError unless every strip is (H, V*H, 3) with the first one's size."""
-    height, width = strips[0].shape[:2]
-    if width != num_views * height:
-        raise UserError(f"{paths[0]} is {width}x{height}; a {num_views}-view strip must be {num_views} x its "
-                        f"height wide ({num_views * height}x{height})")
-    for path, strip in zip(paths[1:], strips[1:]):
-        if strip.shape != strips[0].shape:
-            raise UserError(f"{path} is {strip.shape[1]}x{strip.shape[0]} but {paths[0]} is {width}x{height}; "
-                            "all frames must have the same size")
+from utils.strips import NUM_VIEWS, check_strip_sizes
 
 
 def pair_offsets(frame: int, num_frames: int) -> tuple[int, ...]:
@@ -171,3 +159,22 @@ def confidence_maps_per_view(strips: Sequence[np.ndarray], flownet: IFNet,
             ssim_maps.append(ssim_conf)
             rgb_maps.append(rgb_conf)
         yield k, as_strip(torch.cat(ssim_maps)), as_strip(torch.cat(rgb_maps))
+
+
+def write_confidence_maps(root: str | os.PathLike, model: str, device: torch.device,
+                          num_views: int = NUM_VIEWS) -> Path:
+    """Score every frame of ``root/data`` and write ``root/data/conf_map/{k:02d}_{ssim,rgb}.png``; return that folder.
+
+    ``model`` is a flownet.pkl or its folder (``random``: seeded random weights). Every frame is read
+    and checked before the network is loaded and anything is written.
+    """
+    data = Path(root) / "data"
+    paths = list_frames(data)
+    strips = [read_rgb(p) for p in paths]
+    check_strip_sizes([s.shape[:2] for s in strips], paths, num_views)
+    flownet = load_flownet(model, device)
+    conf_dir = data / "conf_map"
+    for k, ssim_conf, rgb_conf in confidence_maps(strips, flownet, num_views):
+        write_png(conf_dir / f"{k:02d}_ssim.png", ssim_conf)
+        write_png(conf_dir / f"{k:02d}_rgb.png", rgb_conf)
+    return conf_dir
