@@ -1,7 +1,5 @@
 """Loading SyncDreamer checkpoints with strict key matching, and seeded random weights for runs
 without one (tests, demo, benchmarks)."""
-import pickle
-import types
 from pathlib import Path
 from typing import Mapping, Union
 
@@ -9,46 +7,10 @@ import torch
 from torch import nn
 
 from utils.errors import UserError
+from utils.safe_load import UnsafeCheckpointError, safe_torch_load
 
 DEFAULT_CHECKPOINT = "ckpt/syncdreamer-pretrain.ckpt"
 MAX_LISTED_KEYS = 10
-
-
-class _Stub:
-    """Stands in for a pickled training-state object (Lightning callbacks, OmegaConf hyper-parameters)
-    whose package is not installed; its contents are never used."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
-class _TolerantUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return _Stub
-
-
-_tolerant_pickle = types.ModuleType("tolerant_pickle")
-_tolerant_pickle.Unpickler = _TolerantUnpickler
-_tolerant_pickle.load = lambda file, **kwargs: _TolerantUnpickler(file, **kwargs).load()
-
-
-def _torch_load(path: Path, weights_only: bool):
-    """torch.load memory-mapped where the file format allows it (the real file is 5.6 GB)."""
-    # the full unpickler must not need the packages that pickled training state (pytorch_lightning, omegaconf)
-    options = {} if weights_only else {"pickle_module": _tolerant_pickle}
-    try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True, **options)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise
-        # files written with torch's legacy (non-zip) serialisation cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=weights_only, **options)
 
 
 def read_state_dict(path: Union[str, Path]) -> Mapping[str, torch.Tensor]:
@@ -59,13 +21,9 @@ def read_state_dict(path: Union[str, Path]) -> Mapping[str, torch.Tensor]:
         raise UserError(f"checkpoint {path} not found: download syncdreamer-pretrain.ckpt from the SyncDreamer "
                         f"release (links in ckpt/README.md) and put it at {DEFAULT_CHECKPOINT}")
     try:
-        try:
-            ckpt = _torch_load(path, weights_only=True)
-        except pickle.UnpicklingError:
-            # Lightning checkpoints also pickle training state (callbacks, hyper-parameters) that the
-            # safe weights-only unpickler refuses; fall back to the full unpickler, which can run
-            # code from the file: only load checkpoints from sources you trust.
-            ckpt = _torch_load(path, weights_only=False)
+        ckpt = safe_torch_load(path, mmap=True)  # memory-mapped: the real file is 5.6 GB
+    except UnsafeCheckpointError as err:
+        raise UserError(f"checkpoint {err}") from None
     except Exception as err:  # a damaged file fails anywhere in the unpickler, with any error type
         reason = (str(err).splitlines() or [""])[0][:200]
         raise UserError(f"checkpoint {path} cannot be read ({type(err).__name__}: {reason}); "

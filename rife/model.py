@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from rife.ifnet import IFNet
 from utils.errors import UserError
+from utils.safe_load import UnsafeCheckpointError, safe_torch_load
 
 WEIGHTS_NAME = "flownet.pkl"
 RANDOM_FLOWNET = "random"  # --model random: seeded random weights, for demos and tests without the download
@@ -74,7 +75,9 @@ def load_flownet(model_dir_or_file: str | os.PathLike, device: str | torch.devic
             f"copy that file into ckpt/ (or pass --model DIR, the folder holding {WEIGHTS_NAME})"
         )
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        raw = safe_torch_load(path)
+    except UnsafeCheckpointError as err:
+        raise UserError(f"RIFE weights {err}") from None
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
         raise UserError(f"cannot read RIFE weights {path} ({type(err).__name__}); "
                         f"the file is corrupt or not a flownet.pkl, download it again") from None

@@ -1,16 +1,14 @@
 """Checkpoint loading (strict keys, clear errors), the full-size key layout, config handling and the
 seeded random weights."""
-import argparse
 import copy
 import json
-import sys
-import types
 
 import pytest
 import torch
 
 from ldm.checkpoint import load_checkpoint, randomize_weights
 from ldm.models.syncdreamer import build_model, load_config
+from crafted_pickles import RunsCommand, save_lightning_checkpoint
 from utils.errors import UserError
 
 
@@ -61,26 +59,24 @@ def test_tiny_fixture_weights_load_strictly(tiny_cfg, tiny_state_dict, reference
     assert not model.training and not any(p.requires_grad for p in model.parameters())
 
 
-def test_lightning_checkpoint_with_pickled_training_state_loads(tiny_cfg, tiny_state_dict, tmp_path):
-    """Real checkpoints also pickle non-tensor objects; the loader falls back from weights_only."""
+def test_lightning_checkpoint_with_pickled_training_state_loads(tiny_cfg, tiny_state_dict, tmp_path, monkeypatch):
+    """A Lightning-format file: callbacks keyed by their class, OmegaConf and argparse hyper-parameters,
+    numpy scalars; the packages that pickled them are absent when it loads, and it loads strictly."""
     path = tmp_path / "lightning.ckpt"
-    torch.save({"state_dict": tiny_state_dict, "epoch": 3, "hyper_parameters": argparse.Namespace(lr=1e-4)}, path)
+    save_lightning_checkpoint(path, tiny_state_dict, monkeypatch)
     model = load_checkpoint(build_model(tiny_cfg), path)
-    assert torch.equal(model.cc_projection.weight, tiny_state_dict["cc_projection.weight"])
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in tiny_state_dict.items())
 
 
-def test_checkpoint_pickling_objects_of_missing_packages_loads(tiny_cfg, tiny_state_dict, tmp_path, monkeypatch):
-    """The real file may pickle pytorch_lightning / omegaconf objects; loading must not need those packages."""
-    fake = types.ModuleType("lightning_not_installed")
-    fake.ModelCheckpoint = type("ModelCheckpoint", (), {"__module__": "lightning_not_installed"})
-    monkeypatch.setitem(sys.modules, "lightning_not_installed", fake)
-    callback = fake.ModelCheckpoint()
-    callback.best_model_path = "epoch=10.ckpt"
-    path = tmp_path / "lightning.ckpt"
-    torch.save({"state_dict": tiny_state_dict, "callbacks": {"ModelCheckpoint": callback}}, path)
-    monkeypatch.delitem(sys.modules, "lightning_not_installed")
-    model = load_checkpoint(build_model(tiny_cfg), path)
-    assert torch.equal(model.cc_projection.bias, tiny_state_dict["cc_projection.bias"])
+def test_crafted_checkpoint_runs_no_code_and_is_called_unsafe(tiny_cfg, tiny_state_dict, tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "crafted.ckpt"
+    torch.save({"state_dict": tiny_state_dict, "epoch": RunsCommand(f"touch {marker}")}, path)
+    with pytest.raises(UserError, match=r"unsafe to load.*system") as info:
+        load_checkpoint(build_model(tiny_cfg), path)
+    assert "\n" not in str(info.value)
+    assert not marker.exists()
 
 
 def test_missing_checkpoint_says_where_to_get_it(tiny_cfg, tmp_path):
