@@ -12,7 +12,8 @@ its _details.json (per view and frame) and a Markdown table (.md). The official 
 import argparse
 
 from evaluation import protocol
-from evaluation.pipeline import EvalOptions, WeightPaths, evaluate
+from evaluation.pipeline import EvalOptions, WeightPaths, evaluate, evaluate_recon
+from evaluation.render import CameraSettings
 from utils.cli import run_main
 from utils.devices import resolve_device
 from utils.errors import UserError
@@ -23,12 +24,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--gt", "--gt_root", dest="gt", required=True, help="ground-truth root: GT/<object>/eval_{0..3}/{frame}.png")
     pred = parser.add_mutually_exclusive_group(required=True)
     pred.add_argument("--pred", "--pred_root", dest="pred", help="prediction root in the same layout")
+    pred.add_argument("--recon", nargs="+", help="reconstruct.py output folders, each named after its ground-truth object; rendered first")
     parser.add_argument("--output_file", default="metrics.json", help="the JSON to write; _details.json and .md go beside it (default metrics.json)")
     parser.add_argument("--metrics", nargs="+", default=list(protocol.METRICS), help=f"any of {' '.join(protocol.METRICS)} (default all; psnr and ssim need no weights)")
     parser.add_argument("--objects", nargs="+", default=None, help="evaluate only these objects (default every ground-truth object)")
     parser.add_argument("--eval_views", type=int, default=protocol.NUM_VIEWS, help="views per object (the protocol has 4)")
     parser.add_argument("--fresh", action="store_true", help="recompute every object (default: reuse objects whose inputs and settings are unchanged)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    render = parser.add_argument_group("rendering --recon (see the README for the camera alignment)")
+    render.add_argument("--render_root", default="eval_renders", help="where the renders go, in the official layout (kept; default eval_renders)")
+    render.add_argument("--align", default="camera", choices=["camera", "alpha_box"], help="camera: the ground truth's distance and field of view; alpha_box: then match each view's object box to the ground truth's")
+    render.add_argument("--gt_distance", type=float, default=protocol.GT_DISTANCE, help=f"ground-truth camera distance, in the reconstruction's units (default {protocol.GT_DISTANCE}, Consistent4D's)")
+    render.add_argument("--gt_fovy", type=float, default=protocol.GT_FOVY_DEG, help=f"ground-truth vertical field of view in degrees (default {protocol.GT_FOVY_DEG})")
+    render.add_argument("--input_elevation", type=float, default=0.0, help="elevation of the input view in degrees, as given to generate.py --elevation (default 0)")
+    render.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "gsplat"], help="auto: gsplat on CUDA when installed")
     weights = parser.add_argument_group("weights (never downloaded; see the README)")
     weights.add_argument("--model_path", default=None, help="I3D-400 for FVD, i3d_pretrained_400.pt (default ckpt/i3d_pretrained_400.pt)")
     weights.add_argument("--lpips_vgg", default=None, help="torchvision's vgg16-397923af.pth (default: torch hub's checkpoints cache)")
@@ -45,7 +54,12 @@ def main() -> None:
         metrics=args.metrics, objects=args.objects, resume=not args.fresh,
         weights=WeightPaths(lpips_vgg=args.lpips_vgg, lpips_heads=args.lpips_heads, clip=args.clip_model, i3d=args.model_path),
     )
-    evaluate(args.gt, args.pred, args.output_file, options, resolve_device(args.device))
+    device = resolve_device(args.device)
+    if args.recon:
+        camera = CameraSettings(distance=args.gt_distance, fovy_deg=args.gt_fovy, input_elevation_deg=args.input_elevation, align=args.align)
+        evaluate_recon(args.gt, args.recon, args.render_root, args.output_file, options, camera, device, args.rasterizer)
+    else:
+        evaluate(args.gt, args.pred, args.output_file, options, device)
 
 
 if __name__ == "__main__":

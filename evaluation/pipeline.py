@@ -1,4 +1,5 @@
 """evaluate.py end to end: check the weights, pair the layout, score, write the report."""
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -6,8 +7,10 @@ from typing import Callable
 import torch
 
 from evaluation import protocol
+from evaluation import weights as locate
 from evaluation.layout import pair_layout
 from evaluation.metrics import psnr, ssim
+from evaluation.render import CameraSettings, render_recon
 from evaluation.report import markdown_table, official_json, output_paths, write_report
 from evaluation.scoring import ImageMetric, VideoMetric, score_layout
 from utils.errors import UserError
@@ -38,12 +41,8 @@ def check_metrics(metrics: list[str]) -> list[str]:
     return [m for m in protocol.METRICS if m in metrics]
 
 
-def build_metrics(metrics: list[str], weights: WeightPaths, device: torch.device,
-                  log: Callable[[str], None]) -> tuple[dict[str, ImageMetric], dict[str, VideoMetric], dict]:
-    """The metric functions, and the weight files each one uses. Every weight file is located
-    before any network is built, so a missing one stops the run at once."""
-    from evaluation import weights as locate
-
+def locate_weights(metrics: list[str], weights: WeightPaths) -> dict[str, Path]:
+    """The weight file of each network the metrics need; a missing one is a UserError."""
     files = {}
     if "lpips" in metrics:
         files["lpips_vgg"], files["lpips_heads"] = locate.lpips_vgg(weights.lpips_vgg), locate.lpips_heads(weights.lpips_heads)
@@ -51,6 +50,14 @@ def build_metrics(metrics: list[str], weights: WeightPaths, device: torch.device
         files["clip"] = locate.clip(weights.clip)
     if "fvd" in metrics:
         files["i3d"] = locate.i3d(weights.i3d)
+    return files
+
+
+def build_metrics(metrics: list[str], weights: WeightPaths, device: torch.device,
+                  log: Callable[[str], None]) -> tuple[dict[str, ImageMetric], dict[str, VideoMetric], dict]:
+    """The metric functions, and the weight files each one uses. Every weight file is located
+    before any network is built, so a missing one stops the run at once."""
+    files = locate_weights(metrics, weights)
 
     image: dict[str, ImageMetric] = {}
     video: dict[str, VideoMetric] = {}
@@ -98,3 +105,18 @@ def evaluate(gt_root: str | Path, pred_root: str | Path, output_file: str | Path
     log(f"wrote {paths['json']}, {paths['details']}, {paths['markdown']}")
     return table
 
+
+
+def evaluate_recon(gt_root: str | Path, recon_dirs: list[str | Path], render_root: str | Path, output_file: str | Path,
+                   options: EvalOptions, camera: CameraSettings, device: torch.device, rasterizer: str = "auto",
+                   log: Callable[[str], None] = print) -> dict:
+    """Render each reconstruct.py folder into ``render_root`` (kept), then score those objects."""
+    locate_weights(check_metrics(options.metrics), options.weights)  # a missing file stops before any rendering
+    names = [render_recon(d, gt_root, render_root, camera, device, rasterizer, log) for d in recon_dirs]
+    if len(set(names)) != len(names):
+        raise UserError(f"--recon: two folders share an object name ({', '.join(names)}); each must be named after its object")
+    options = dataclasses.replace(options, objects=names)
+    camera_protocol = {"camera": {"distance": camera.distance, "fovy_deg": camera.fovy_deg,
+                                  "input_elevation_deg": camera.input_elevation_deg, "align": camera.align,
+                                  "recon": [str(d) for d in recon_dirs]}}
+    return evaluate(gt_root, render_root, output_file, options, device, log, camera_protocol)
