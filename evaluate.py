@@ -29,6 +29,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--metrics", nargs="+", default=list(protocol.METRICS), help=f"any of {' '.join(protocol.METRICS)} (default all; psnr and ssim need no weights)")
     parser.add_argument("--objects", nargs="+", default=None, help="evaluate only these objects (default every ground-truth object)")
     parser.add_argument("--eval_views", type=int, default=protocol.NUM_VIEWS, help="views per object (the protocol has 4)")
+    parser.add_argument("--compare", action="store_true", help="add a table of our averages beside the published figures (evaluation/published.json)")
     parser.add_argument("--fresh", action="store_true", help="recompute every object (default: reuse objects whose inputs and settings are unchanged)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     render = parser.add_argument_group("rendering --recon (see the README for the camera alignment)")
@@ -51,7 +52,7 @@ def main() -> None:
     if args.eval_views != protocol.NUM_VIEWS:
         raise UserError(f"--eval_views {args.eval_views}: the Consistent4D protocol has {protocol.NUM_VIEWS} views; leave it at 4")
     options = EvalOptions(
-        metrics=args.metrics, objects=args.objects, resume=not args.fresh,
+        metrics=args.metrics, objects=args.objects, resume=not args.fresh, compare=args.compare,
         weights=WeightPaths(lpips_vgg=args.lpips_vgg, lpips_heads=args.lpips_heads, clip=args.clip_model, i3d=args.model_path),
     )
     device = resolve_device(args.device)

@@ -10,6 +10,7 @@ from evaluation import protocol
 from evaluation import weights as locate
 from evaluation.layout import pair_layout
 from evaluation.metrics import psnr, ssim
+from evaluation.published import comparison_markdown, load_published
 from evaluation.render import CameraSettings, render_recon
 from evaluation.report import markdown_table, official_json, output_paths, write_report
 from evaluation.scoring import ImageMetric, VideoMetric, score_layout
@@ -32,6 +33,7 @@ class EvalOptions:
     objects: list[str] | None = None
     weights: WeightPaths = field(default_factory=WeightPaths)
     resume: bool = True
+    compare: bool = False
 
 
 def check_metrics(metrics: list[str]) -> list[str]:
@@ -100,6 +102,8 @@ def evaluate(gt_root: str | Path, pred_root: str | Path, output_file: str | Path
     table = official_json(results, metrics)
     details = {"protocol": settings, "objects": results}
     markdown = markdown_table(table, f"{Path(pred_root).name} vs {Path(gt_root).name}")
+    if options.compare:
+        markdown += "\n" + comparison_markdown(table, Path(pred_root).name, load_published())
     write_report(output_file, table, details, markdown)
     log(markdown)
     log(f"wrote {paths['json']}, {paths['details']}, {paths['markdown']}")

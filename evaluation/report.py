@@ -44,12 +44,12 @@ def _cell(metric: str, value: float | None) -> str:
     return "–" if value is None else f"{value:.{DECIMALS[metric]}f}"
 
 
-def markdown_table(table: dict, title: str = "") -> str:
-    """Objects as rows (average last), metrics as columns."""
+def markdown_table(table: dict, title: str = "", row_label: str = "object") -> str:
+    """Objects (or ``row_label`` rows) as rows, in the table's order, metrics as columns."""
     metrics = [m for m in METRICS if m in table]
     objects = list(next(iter(table.values())))
     lines = [f"### {title}", ""] if title else []
-    lines.append("| object | " + " | ".join(f"{m.upper()} {_arrow(m)}" for m in metrics) + " |")
+    lines.append(f"| {row_label} | " + " | ".join(f"{m.upper()} {_arrow(m)}" for m in metrics) + " |")
     lines.append("|---|" + "---:|" * len(metrics))
     for obj in objects:
         name = f"**{obj}**" if obj == "average" else obj

@@ -176,3 +176,15 @@ def test_unknown_metric_is_rejected(layouts, tmp_path):
     gt, pred = layouts
     with pytest.raises(UserError, match="--metrics fid"):
         evaluate(gt, pred, tmp_path / "m.json", EvalOptions(metrics=["fid"], weights=WeightPaths()), torch.device("cpu"))
+
+
+def test_compare_prints_published_rows_with_sources_beside_ours(layouts, tmp_path):
+    from evaluation.published import comparison_markdown, load_published
+
+    published = load_published()
+    assert all(row["source"] and row["protocol"] for row in published)
+    table = {"lpips": {"a": 0.2, "average": 0.2}, "psnr": {"a": 20.0, "average": 20.0}}
+    text = comparison_markdown(table, "ours", published)
+    assert "| ours (this run) | 0.2000 |" in text
+    assert "| Efficient4D (as published) | 0.1300 |" in text
+    assert "PSNR" not in text and published[0]["source"] in text
