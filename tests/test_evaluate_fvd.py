@@ -10,12 +10,7 @@ from evaluation.layout import composite_on_white
 from utils.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
 
 
 def test_frechet_distance_equal_covariances_is_squared_mean_distance():
