@@ -9,7 +9,6 @@ pixels at 64 px). Thresholds sit between those with a few dB to spare.
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
