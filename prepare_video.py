@@ -10,18 +10,19 @@ import argparse
 import os
 
 from prepare.background import MODELS, REFINES
-from prepare.frames import parse_position
+from prepare.frames import Position, parse_position
 from prepare.matting import METHODS
 from prepare.pipeline import DEFAULT_MAX_SIDE, prepare_video
 from prepare.rembg_models import default_model_path
 from utils.cli import run_main
+from utils.errors import UserError
 
 
-def _position(text: str):
+def _position(flag: str, text: str | None) -> Position | None:
     try:
-        return parse_position(text)
+        return None if text is None else parse_position(text)
     except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
+        raise UserError(f"{flag}: {err}") from None
 
 
 def main() -> None:
@@ -32,9 +33,9 @@ def main() -> None:
     choice.add_argument("--num_frames", type=int, default=None,
                         help="frames to take, evenly spaced over --start..--end (default 16)")
     choice.add_argument("--fps", type=float, default=None, help="take one frame every 1/FPS seconds instead")
-    parser.add_argument("--start", type=_position, default=None,
+    parser.add_argument("--start", default=None,
                         help="first frame index (40) or time (1.5s); default the start of the video")
-    parser.add_argument("--end", type=_position, default=None,
+    parser.add_argument("--end", default=None,
                         help="frame index or time the range stops before (excluded); default the end")
     parser.add_argument("--max_side", type=int, default=DEFAULT_MAX_SIDE,
                         help=f"scale larger frames down to this longer side in pixels (default {DEFAULT_MAX_SIDE}; 0 keeps the size)")
@@ -56,7 +57,8 @@ def main() -> None:
 
     num_frames = 16 if args.num_frames is None and args.fps is None else args.num_frames
     model = args.matting_model or default_model_path(dict(os.environ))
-    prepare_video(args.input, args.output, num_frames, args.fps, args.start, args.end, args.max_side or None,
+    start, end = _position("--start", args.start), _position("--end", args.end)
+    prepare_video(args.input, args.output, num_frames, args.fps, start, end, args.max_side or None,
                   args.matting, args.background, args.refine, model, args.device, args.force)
 
 

@@ -21,6 +21,7 @@ from utils.errors import UserError
 from utils.images import write_json, write_png
 
 DEFAULT_MAX_SIDE = 1024
+MIN_SIDE = 16
 BACKDROP_SAMPLES = 32  # frames spread over the clip for the median backdrop, whatever --num_frames is
 REPORT = Path("preview") / "report.json"
 
@@ -97,6 +98,8 @@ def prepare_video(input: str | os.PathLike, output: str | os.PathLike, num_frame
     Returns the per-frame checks; prints one line per flagged frame.
     """
     input, output = Path(input), Path(output)
+    if max_side is not None and max_side < MIN_SIDE:
+        raise UserError(f"--max_side must be at least {MIN_SIDE} pixels (or 0 to keep the size), got {max_side}")
     check_output(input, output, force)
     check_matting(matting, matting_model)
     source, chosen = plan(input, num_frames, fps, start, end)
