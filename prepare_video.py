@@ -10,19 +10,11 @@ import argparse
 import os
 
 from prepare.background import MODELS, REFINES
-from prepare.frames import Position, parse_position
+from prepare.frames import parse_position
 from prepare.matting import METHODS
 from prepare.pipeline import DEFAULT_MAX_SIDE, prepare_video
 from prepare.rembg_models import default_model_path
 from utils.cli import run_main
-from utils.errors import UserError
-
-
-def _position(flag: str, text: str | None) -> Position | None:
-    try:
-        return None if text is None else parse_position(text)
-    except ValueError as err:
-        raise UserError(f"{flag}: {err}") from None
 
 
 def main() -> None:
@@ -57,7 +49,7 @@ def main() -> None:
 
     num_frames = 16 if args.num_frames is None and args.fps is None else args.num_frames
     model = args.matting_model or default_model_path(dict(os.environ))
-    start, end = _position("--start", args.start), _position("--end", args.end)
+    start, end = parse_position(args.start, "--start"), parse_position(args.end, "--end")
     prepare_video(args.input, args.output, num_frames, args.fps, start, end, args.max_side or None,
                   args.matting, args.background, args.refine, model, args.device, args.force)
 

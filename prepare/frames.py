@@ -45,11 +45,13 @@ class Position:
         return f"{self.value:g} s" if self.seconds else f"frame {int(self.value)}"
 
 
-def parse_position(text: str) -> Position:
-    """``"40"`` -> frame 40, ``"1.5s"`` -> 1.5 seconds (argparse ``type=``)."""
+def parse_position(text: str | None, flag: str) -> Position | None:
+    """``"40"`` -> frame 40, ``"1.5s"`` -> 1.5 seconds, None -> None; ``flag`` names it in the error."""
+    if text is None:
+        return None
     match = _POSITION.match(text.strip())
     if not match or (not match.group(2) and not match.group(1).isdigit()):
-        raise ValueError(f"expected a frame index (40) or seconds (1.5s), got {text!r}")
+        raise UserError(f"{flag} must be a frame index (40) or a time in seconds (1.5s), got {text!r}")
     return Position(float(match.group(1)), bool(match.group(2)))
 
 

@@ -27,8 +27,6 @@ def has_transparency(frames: np.ndarray) -> bool:
 
 def resolve_method(method: str, frames: np.ndarray, source: Path) -> str:
     """``auto`` -> ``alpha`` or ``background``; ``alpha`` on opaque frames is a mistake."""
-    if method not in METHODS:
-        raise UserError(f"--matting must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "auto":
         return "alpha" if has_transparency(frames) else "background"
     if method == "alpha" and not has_transparency(frames):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from prepare.frames import Position, Source, choose_frames, fit_max_side, frame_span, open_source, read_frames
-from prepare.matting import matte, resolve_method
+from prepare.matting import METHODS, matte, resolve_method
 from prepare.preview import contact_sheet
 from prepare.report import FrameCheck, check_frames, summary
 from prepare.rembg_models import check_model, check_runtime
@@ -39,18 +39,21 @@ def check_output(input: Path, output: Path, force: bool) -> None:
                         "or choose another --output")
 
 
-def plan(input: str | os.PathLike, num_frames: int | None, fps: float | None, start: Position | None,
-         end: Position | None) -> tuple[Source, list[int]]:
-    """Probe the input and choose its frames (the cheap part: preflight runs only this)."""
-    source = open_source(input)
-    return source, choose_frames(source, frame_span(source, start, end), num_frames, fps)
-
-
-def check_matting(matting: str, matting_model: str | os.PathLike | None) -> None:
-    """What ``rembg`` needs is there: onnxruntime and the model file."""
+def check_inputs(input: Path, output: Path, num_frames: int | None, fps: float | None, start: Position | None,
+                 end: Position | None, max_side: int | None, matting: str, matting_model: str | os.PathLike | None,
+                 force: bool) -> tuple[Source, list[int]]:
+    """Every check that decodes no frame (run.sh's preflight runs only this): the flags, the output
+    folder, what ``rembg`` needs, the video's frame count. Returns the source and its chosen frames."""
+    if max_side is not None and max_side < MIN_SIDE:
+        raise UserError(f"--max_side must be at least {MIN_SIDE} pixels (or 0 to keep the size), got {max_side}")
+    if matting not in METHODS:
+        raise UserError(f"--matting must be one of {', '.join(METHODS)}, got {matting!r}")
+    check_output(input, output, force)
     if matting == "rembg":
         check_runtime()
         check_model(matting_model)
+    source = open_source(input)
+    return source, choose_frames(source, frame_span(source, start, end), num_frames, fps)
 
 
 def _spread(span: range, count: int) -> list[int]:
@@ -98,11 +101,7 @@ def prepare_video(input: str | os.PathLike, output: str | os.PathLike, num_frame
     Returns the per-frame checks; prints one line per flagged frame.
     """
     input, output = Path(input), Path(output)
-    if max_side is not None and max_side < MIN_SIDE:
-        raise UserError(f"--max_side must be at least {MIN_SIDE} pixels (or 0 to keep the size), got {max_side}")
-    check_output(input, output, force)
-    check_matting(matting, matting_model)
-    source, chosen = plan(input, num_frames, fps, start, end)
+    source, chosen = check_inputs(input, output, num_frames, fps, start, end, max_side, matting, matting_model, force)
     samples = _spread(frame_span(source, start, end), BACKDROP_SAMPLES) if matting in ("auto", "background") else []
     decoded = read_frames(source, chosen + samples)
     decoded = {i: fit_max_side(frame, max_side) for i, frame in decoded.items()}

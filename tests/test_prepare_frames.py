@@ -52,13 +52,14 @@ def test_folder_frames_of_different_sizes_are_named(tmp_path):
 @pytest.mark.parametrize("text, expected", [("40", Position(40, False)), ("1.5s", Position(1.5, True)),
                                             ("2s", Position(2, True)), (".5s", Position(0.5, True))])
 def test_positions_are_frames_or_seconds(text, expected):
-    assert parse_position(text) == expected
+    assert parse_position(text, "--start") == expected
+    assert parse_position(None, "--start") is None
 
 
 @pytest.mark.parametrize("text", ["1.5", "-3", "abc", "2m", ""])
 def test_bad_positions_are_refused(text):
-    with pytest.raises(ValueError):
-        parse_position(text)
+    with pytest.raises(UserError, match="--end must be a frame index"):
+        parse_position(text, "--end")
 
 
 VIDEO = Source(path=None, kind="video", num_frames=100, fps=25.0)
