@@ -28,9 +28,10 @@ PLAIN_SPREAD = 16.0  # grey levels: a border ring within this of its colour (90t
 NOISE_SMOOTH = 1.0  # Gaussian sigma (pixels) on the colour difference
 LOW_NOISE, HIGH_NOISE = 2.0, 4.0  # hysteresis thresholds, in multiples of the backdrop's noise...
 LOW_MIN, HIGH_MIN = 10.0, 24.0  # ...and at least these colour distances (0..441)
-HOLE_SHARE = 0.05  # holes under this share of the object are filled
+HOLE_SHARE = 0.01  # holes under this share of the object are filled (not the gap between two legs)
 MIN_CONTRAST = 24.0  # colour distance below which object and backdrop are too alike to solve alpha
 GRABCUT_ITERATIONS = 2
+RADIUS = 0.005  # gaps closed, the soft edge band and tracking reach scale with this share of the frame
 
 
 def _ring(frames: np.ndarray) -> np.ndarray:
@@ -133,7 +134,7 @@ def matte(frames: np.ndarray, samples: np.ndarray, model: str = "auto", refine: 
     raw, smoothed = colour_distance(frames, backdrop), colour_distance(frames, backdrop, NOISE_SMOOTH)
     low, high = max(LOW_NOISE * _noise(raw), LOW_MIN), max(HIGH_NOISE * _noise(smoothed), HIGH_MIN)
     log(f"background: {model} backdrop, colour-distance thresholds {low:.1f} (extent) / {high:.1f} (seeds)")
-    radius = max(1, round(0.01 * min(frames.shape[1:3])))
+    radius = max(1, round(RADIUS * min(frames.shape[1:3])))
     masks = np.stack([fill_holes(smooth(hysteresis(r > low, s > high), radius), HOLE_SHARE)
                       for r, s in zip(raw, smoothed)])
     masks = track_object(masks, 4 * radius)

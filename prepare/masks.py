@@ -41,10 +41,13 @@ def fill_holes(mask: np.ndarray, max_share: float) -> np.ndarray:
 
 
 def smooth(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Close gaps, then open away whiskers and specks, with a disk of ``radius`` pixels."""
-    kernel = disk(radius)
-    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, kernel).astype(bool)
+    """Close gaps narrower than a disk of ``radius`` pixels, then open away one-pixel whiskers.
+
+    The opening stays at one pixel whatever ``radius`` is: a wider one would cut off thin parts
+    (legs, a beak); larger specks are left to ``track_object``.
+    """
+    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disk(radius))
+    return cv2.morphologyEx(closed, cv2.MORPH_OPEN, disk(1)).astype(bool)
 
 
 def track_object(masks: np.ndarray, radius: int) -> np.ndarray:

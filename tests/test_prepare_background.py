@@ -110,3 +110,14 @@ def test_tracking_follows_the_object_past_a_larger_distractor_and_drops_specks()
     kept = track_object(masks, 2)
     assert (kept[1] == (masks[1] & (np.arange(60) < 30))).all()
     assert kept[2].sum() == 100
+
+
+def test_thin_legs_are_kept_and_the_gap_between_them_stays_open():
+    """A table-like object at 400 px: a top and two 4-pixel legs around an opening of backdrop."""
+    frames = np.full((2, 400, 400, 3), 215, np.uint8)
+    legs = np.zeros((400, 400), bool)
+    legs[200:300, 150:154] = legs[200:300, 250:254] = True
+    frames[:, 150:200, 140:265] = frames[:, legs] = (90, 60, 40)
+    alpha = background.matte(frames, frames, "border", log=lambda _: None)[..., 3]
+    assert (alpha[:, legs] >= 128).mean() > 0.95
+    assert (alpha[:, 205:300, 160:245] == 0).all()

@@ -68,34 +68,41 @@ def _backdrop(kind: str, height: int, width: int, rng: np.random.Generator) -> n
     return np.full((height, width, 3), 0.85)
 
 
-def backdrop_video(num_frames: int, height: int, width: int | None = None, backdrop: str = "plain",
-                   noise: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The blob filmed in front of a backdrop by a still camera.
+def film(objects: np.ndarray, backdrop: str = "plain", noise: float = 4.0,
+         rng: np.random.Generator | int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(T,H,W,4) uint8 RGBA object frames, filmed in front of a backdrop by a still camera.
 
-    The blob is ``render_frame`` at ``height`` px; in a frame wider than that it also travels from
-    the left edge to the right one over the clip. ``noisy`` adds Gaussian noise of ``noise`` grey
-    levels to every frame (sensor noise); ``textured`` is a smooth colour field.
-    Returns (frames (T,H,W,3) uint8 RGB, masks (T,H,W) bool, the true object: alpha >= 0.5).
+    ``noisy`` adds Gaussian noise of ``noise`` grey levels to every frame (sensor noise) over the
+    plain grey; ``textured`` is a smooth colour field. Returns (frames (T,H,W,3) uint8 RGB,
+    masks (T,H,W) bool: the true object, alpha >= 0.5).
     """
     if backdrop not in BACKDROPS:
         raise UserError(f"--backdrop must be one of {', '.join(BACKDROPS)}, got {backdrop!r}")
-    width = width or height
-    rng = np.random.default_rng(seed)
-    params = _params(rng)
-    back = _backdrop(backdrop, height, width, rng)
-    frames, masks = [], []
-    for i in range(num_frames):
-        rgba = render_frame(i / num_frames, height, params).astype(np.float64) / 255
-        x = round((width - height) * i / max(num_frames - 1, 1))
-        alpha = np.zeros((height, width, 1))
-        alpha[:, x:x + height] = rgba[..., 3:]
-        rgb = back.copy()
-        rgb[:, x:x + height] = rgba[..., :3] * rgba[..., 3:] + rgb[:, x:x + height] * (1 - rgba[..., 3:])
+    rng = np.random.default_rng(rng)
+    back = _backdrop(backdrop, *objects.shape[1:3], rng)
+    frames = []
+    for rgba in objects.astype(np.float64) / 255:
+        rgb = rgba[..., :3] * rgba[..., 3:] + back * (1 - rgba[..., 3:])
         if backdrop == "noisy":
             rgb = rgb + rng.normal(0, noise / 255, rgb.shape)
         frames.append(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
-        masks.append(alpha[..., 0] >= 0.5)
-    return np.stack(frames), np.stack(masks)
+    return np.stack(frames), objects[..., 3] >= 128
+
+
+def backdrop_video(num_frames: int, height: int, width: int | None = None, backdrop: str = "plain",
+                   noise: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The blob (``render_frame`` at ``height`` px) filmed in front of a backdrop (see ``film``).
+
+    In a frame wider than ``height`` the blob also travels from the left edge to the right one.
+    """
+    width = width or height
+    rng = np.random.default_rng(seed)
+    params = _params(rng)
+    objects = np.zeros((num_frames, height, width, 4), np.uint8)
+    for i in range(num_frames):
+        x = round((width - height) * i / max(num_frames - 1, 1))
+        objects[i, :, x:x + height] = render_frame(i / num_frames, height, params)
+    return film(objects, backdrop, noise, rng)
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 10) -> Path:
