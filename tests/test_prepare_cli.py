@@ -170,3 +170,20 @@ def test_output_overlapping_the_input_is_refused(repo_root, tmp_path):
         proc = run(repo_root, "--input", tmp_path / "frames", "--output", out, "--force")
         assert proc.returncode == 2 and "overlaps the input" in proc.stderr
     assert [p.name for p in list_frames(tmp_path / "frames")] == ["0.png", "1.png"]
+
+
+def test_a_frame_whose_area_jumps_gets_one_line_and_a_place_on_the_sheet(tmp_path):
+    folder = tmp_path / "rgba"
+    folder.mkdir()
+    for i in range(9):
+        frame = np.zeros((40, 40, 4), np.uint8)
+        side = 30 if i == 6 else 10  # frame 6: 9x the others' area, as when the matte swallows the backdrop
+        frame[5:5 + side, 5:5 + side] = 255
+        Image.fromarray(frame).save(folder / f"{i}.png")
+    lines = []
+    checks = prepare_video(folder, tmp_path / "out", num_frames=9, log=lines.append)
+    assert [c.index for c in checks if c.problem] == [6]
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and "frame 6 (source frame 6)" in warnings[0] and "out/6.png" in warnings[0]
+    sheet = np.asarray(Image.open(tmp_path / "out" / "preview" / "contact_sheet.png"))
+    assert ((sheet[..., 0] > 200) & (sheet[..., 1] < 60)).sum() > 100  # the flagged frame's red border
