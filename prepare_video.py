@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--end", default=None,
                         help="frame index or time the range stops before (excluded); default the end")
     parser.add_argument("--max_side", type=int, default=DEFAULT_MAX_SIDE,
-                        help=f"scale larger frames down to this longer side in pixels (default {DEFAULT_MAX_SIDE}; 0 keeps the size)")
+                        help=f"scale larger frames down to this longer side in pixels (default {DEFAULT_MAX_SIDE}; "
+                             "0 keeps the size)")
     parser.add_argument("--matting", choices=METHODS, default="auto",
                         help="background: still camera and backdrop, no model; rembg: a rembg ONNX model; alpha: keep "
                              "the input's alpha; none: opaque frames; auto (default): alpha if the input has "

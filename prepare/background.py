@@ -17,7 +17,7 @@ Frames are (T,H,W,3) uint8 RGB; the result is (T,H,W,4) uint8 RGBA.
 import cv2
 import numpy as np
 
-from prepare.masks import disk, edge_band, feather, fill_holes, hysteresis, smooth, track_object
+from prepare.masks import disk, edge_band, feather, fill_holes, hysteresis, smooth, track_object, unit_radius
 from utils.errors import UserError
 
 MODELS = ("auto", "median", "border")
@@ -31,7 +31,6 @@ LOW_MIN, HIGH_MIN = 10.0, 24.0  # ...and at least these colour distances (0..441
 HOLE_SHARE = 0.01  # holes under this share of the object are filled (not the gap between two legs)
 MIN_CONTRAST = 24.0  # colour distance below which object and backdrop are too alike to solve alpha
 GRABCUT_ITERATIONS = 2
-RADIUS = 0.005  # gaps closed, the soft edge band and tracking reach scale with this share of the frame
 
 
 def _ring(frames: np.ndarray) -> np.ndarray:
@@ -134,7 +133,7 @@ def matte(frames: np.ndarray, samples: np.ndarray, model: str = "auto", refine: 
     raw, smoothed = colour_distance(frames, backdrop), colour_distance(frames, backdrop, NOISE_SMOOTH)
     low, high = max(LOW_NOISE * _noise(raw), LOW_MIN), max(HIGH_NOISE * _noise(smoothed), HIGH_MIN)
     log(f"background: {model} backdrop, colour-distance thresholds {low:.1f} (extent) / {high:.1f} (seeds)")
-    radius = max(1, round(RADIUS * min(frames.shape[1:3])))
+    radius = unit_radius(*frames.shape[1:3])
     masks = np.stack([fill_holes(smooth(hysteresis(r > low, s > high), radius), HOLE_SHARE)
                       for r, s in zip(raw, smoothed)])
     masks = track_object(masks, 4 * radius)

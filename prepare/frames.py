@@ -4,6 +4,8 @@ A *source* is a video file (mp4, mov, webm, mkv, avi through imageio-ffmpeg; gif
 or a folder of PNG/JPG frames in numeric order. Frames come out as (H,W,4) uint8 RGBA; a source
 without an alpha channel gets alpha 255. Positions on the timeline (``--start``/``--end``) are
 frame indices (``40``) or seconds (``1.5s``); a folder of frames has no clock, so only indices.
+A GIF's frames are taken as evenly spaced at its mean frame duration (GIF writers merge repeated
+frames into one longer one, so a clip that pauses is timed approximately).
 """
 import math
 import re

@@ -6,6 +6,13 @@ import cv2
 import numpy as np
 
 PART_OF_MAIN = 0.25  # a detached piece at least this share of the object's area stays (a wing, a tail)
+RADIUS_SHARE = 0.005  # the unit radius of the clean-up: this share of the frame's shorter side
+
+
+def unit_radius(height: int, width: int) -> int:
+    """The clean-up's unit radius in pixels for a frame of this size (at least 1): gaps closed,
+    the soft-edge band and the tracking reach are small multiples of it."""
+    return max(1, round(RADIUS_SHARE * min(height, width)))
 
 
 def disk(radius: int) -> np.ndarray:

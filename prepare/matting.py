@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from prepare import background
-from prepare.masks import disk, track_object
+from prepare.masks import disk, track_object, unit_radius
 from prepare.rembg_models import RembgModel
 from utils.errors import UserError
 
@@ -57,5 +57,5 @@ def matte(frames: np.ndarray, samples: np.ndarray, method: str, background_model
         return background.matte(frames[..., :3], samples, background_model, refine, log)
     model = RembgModel(model_path, device, log)
     alpha = np.stack([model.alpha(np.ascontiguousarray(frame[..., :3])) for frame in frames])
-    alpha = keep_object(alpha, max(1, round(0.01 * min(frames.shape[1:3]))))
+    alpha = keep_object(alpha, unit_radius(*frames.shape[1:3]))
     return np.concatenate([frames[..., :3], alpha[..., None]], axis=3)

@@ -127,7 +127,8 @@ ERRORS = {
     "not a video": (lambda t: (t / "notes.txt").write_text("x") and t / "notes.txt", [], ["notes.txt", ".mp4"]),
     "fewer frames than asked": (None, ["--num_frames", 20], ["has 12 frames", "--num_frames is 20"]),
     "frames without foreground": (_no_object, ["--num_frames", 6, "--matting", "background"],
-                                  ["no foreground found in frame 0 (source frame 0), 1 (source frame 1), 2 (source frame 2)"]),
+                                  ["no foreground found in frame 0 (source frame 0), 1 (source frame 1), "
+                                   "2 (source frame 2)"]),
     "missing matting model": (None, ["--matting", "rembg", "--matting_model", "/nowhere/u2net.onnx"],
                               ["/nowhere/u2net.onnx not found", "rembg releases"]),
     "alpha matting on opaque frames": (_opaque_folder, ["--num_frames", 3, "--matting", "alpha"],

@@ -101,3 +101,14 @@ def test_max_side_scales_down_only():
     assert fit_max_side(frame, 60).shape == (30, 60, 4)
     assert fit_max_side(frame, 200) is frame
     assert fit_max_side(frame, None) is frame
+
+
+def test_synthetic_cli_films_the_blob_into_a_video_file(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    out = tmp_path / "clip.gif"
+    subprocess.run([sys.executable, "-m", "tools.synthetic", str(out), "--frames", "5", "--size", "32",
+                    "--backdrop", "noisy"], check=True, cwd=repo_root, capture_output=True)
+    source = open_source(out)
+    assert source.num_frames == 5 and read_frames(source, [4])[4].shape == (32, 32, 4)

@@ -146,7 +146,8 @@ def main() -> None:
     if Path(args.out_dir).suffix:
         frames, _ = backdrop_video(args.frames, args.size, backdrop=args.backdrop, seed=args.seed)
         write_video(args.out_dir, frames)
-        print(f"wrote {args.frames} frames of {args.size}x{args.size} in front of a {args.backdrop} backdrop to {args.out_dir}")
+        print(f"wrote {args.frames} frames of {args.size}x{args.size} in front of a {args.backdrop} backdrop "
+              f"to {args.out_dir}")
         return
     paths = make_video(args.out_dir, args.frames, args.size, args.seed)
     print(f"wrote {len(paths)} RGBA frames of {args.size}x{args.size} to {args.out_dir}")
