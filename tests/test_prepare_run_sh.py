@@ -47,6 +47,7 @@ def _foreign_frames(videodir):
 VIDEO_ERRORS = {
     # case: (setup, run.sh arguments, extra env, words the message must contain)
     "missing video": (None, ["nope.mp4", "o", "cpu", 3, 0], {}, ["video", "nope.mp4 does not exist"]),
+    "missing VIDEO file": (None, ["mine", "o", "cpu", 3, 0], {"VIDEO": "gone.mov"}, ["video", "gone.mov does not exist"]),
     "fewer frames than N_FRAMES": (None, ["clip.mp4", "o", "cpu", 20, 0], {}, ["has 8 frames", "20"]),
     "someone else's data folder": (_foreign_frames, ["clip.mp4", "o", "cpu", 3, 0], {},
                                    ["data/clip already holds files", "FORCE=1"]),
