@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Efficient4D, the whole chain:  bash run.sh DATA_NAME OUTPUT_NAME DEVICES N_FRAMES CYCLE
 #
-#   DATA_NAME    input video folder data/DATA_NAME (RGBA PNG frames)
+#   DATA_NAME    input video folder data/DATA_NAME (RGBA PNG frames), or a video file (clip.mp4, .mov,
+#                .webm, .gif, ...): stage 0 (prepare_video.py) then writes N_FRAMES frames to data/clip
 #   OUTPUT_NAME  writes output/OUTPUT_NAME and recon_data/OUTPUT_NAME (and recon_out/ with RECON=1)
 #   DEVICES      GPU list as CUDA_VISIBLE_DEVICES ("0" or "0,1,2,3"), or "cpu"
 #   N_FRAMES     frames to generate (taken evenly from the video)
@@ -11,9 +12,15 @@
 #   ELEVATION=30 SAMPLE_STEPS=20 bash run.sh egret egret_e30 0 16 0
 # A rerun skips finished stages (markers in output/OUTPUT_NAME/.stages); FORCE=1 redoes all.
 set -euo pipefail
+CALLER_DIR=$PWD
 cd "$(dirname "$0")"
 
 : "${PYTHON:=python}"
+: "${VIDEO:=}"                                # a video file: stage 0 writes its frames to data/DATA_NAME
+: "${MATTING:=auto}"                          # stage 0: auto, background, rembg, alpha or none
+: "${MATTING_MODEL:=}"                        # stage 0, MATTING=rembg: the ONNX model (empty: ~/.u2net/u2net.onnx)
+: "${VIDEO_START:=}"                          # stage 0: first frame index or time (1.5s); empty: the start
+: "${VIDEO_END:=}"                            # stage 0: frame index or time to stop before; empty: the end
 : "${CFG:=configs/syncdreamer.yaml}"          # model config; configs/tiny.yaml for the tiny model
 : "${CKPT:=ckpt/syncdreamer-pretrain.ckpt}"   # or "random": seeded random weights (noise images)
 : "${RIFE_MODEL:=ckpt}"                       # folder holding flownet.pkl, or "random"
@@ -48,16 +55,49 @@ DATA_NAME=$1 OUTPUT_NAME=$2 DEVICES=$3 N_FRAMES=$4 CYCLE=$5
 [[ $CYCLE == 0 || $CYCLE == 1 ]] || fail "CYCLE must be 0 or 1, got '$CYCLE'"
 [[ $DEVICES == cpu || $DEVICES =~ ^[0-9]+(,[0-9]+)*$ ]] || fail "DEVICES must be a GPU list like 0 or 0,1,2,3, or cpu; got '$DEVICES'"
 [[ $OUTPUT_NAME =~ ^[A-Za-z0-9._-]+$ ]] || fail "OUTPUT_NAME must be a plain folder name, got '$OUTPUT_NAME'"
-[ -d "$DATA_ROOT/$DATA_NAME" ] || fail "input folder $DATA_ROOT/$DATA_NAME does not exist; put RGBA PNG frames there (see data/README.md)"
+# A video file as DATA_NAME: stage 0 writes its frames to data/<its stem>. VIDEO and DATA_NAME are
+# looked up from where run.sh was called, then in DATA_ROOT.
+if [ -z "$VIDEO" ] && [[ ${DATA_NAME,,} =~ \.(mp4|mov|webm|mkv|avi|m4v|gif)$ ]]; then
+    VIDEO=$DATA_NAME
+    DATA_NAME=$(basename "${DATA_NAME%.*}")
+fi
+if [ -n "$VIDEO" ]; then
+    if [[ $VIDEO != /* ]]; then
+        if [ -f "$CALLER_DIR/$VIDEO" ]; then VIDEO=$CALLER_DIR/$VIDEO; elif [ -f "$DATA_ROOT/$VIDEO" ]; then VIDEO=$DATA_ROOT/$VIDEO; fi
+    fi
+    [ -f "$VIDEO" ] || fail "video $VIDEO does not exist; pass a video file (mp4, mov, webm, gif, ...) or a folder name under $DATA_ROOT"
+    [[ $DATA_NAME =~ ^[A-Za-z0-9._-]+$ ]] || fail "DATA_NAME must be a plain folder name for stage 0's frames, got '$DATA_NAME'"
+else
+    [ -d "$DATA_ROOT/$DATA_NAME" ] || fail "input folder $DATA_ROOT/$DATA_NAME does not exist; put RGBA PNG frames there (see data/README.md)"
+fi
 for flag in SMOOTH_FILTER DECOMPOSED_SAMPLING INTERP PER_VIEW RECON FORCE; do
     [[ ${!flag} == 0 || ${!flag} == 1 ]] || fail "$flag must be 0 or 1, got '${!flag}'"
 done
 [[ $PRECISION =~ ^(|fp16|bf16|fp32)$ ]] || fail "PRECISION must be fp16, bf16, fp32 or empty, got '$PRECISION'"
 [[ $ATTENTION =~ ^(|auto|sdpa|plain)$ ]] || fail "ATTENTION must be auto, sdpa, plain or empty, got '$ATTENTION'"
 
+INPUT=$DATA_ROOT/$DATA_NAME
+# Stage 0 replaces data/DATA_NAME only if it wrote that folder itself (its report is there), or with FORCE=1.
+stage0_replace=()
+{ [ "$FORCE" = 1 ] || [ -f "$INPUT/preview/report.json" ]; } && stage0_replace=(--force)
+stage0_flags=()
+if [ -n "$VIDEO" ]; then
+    stage0_flags=(--input "$VIDEO" --output "$INPUT" --num_frames "$N_FRAMES" --matting "$MATTING")
+    [ -n "$MATTING_MODEL" ] && stage0_flags+=(--matting_model "$MATTING_MODEL")
+    [ -n "$VIDEO_START" ] && stage0_flags+=(--start "$VIDEO_START")
+    [ -n "$VIDEO_END" ] && stage0_flags+=(--end "$VIDEO_END")
+fi
+
 # Cheap checks first: inputs, flags, weights and GPUs before any model is loaded.
-"$PYTHON" -m tools.preflight --input "$DATA_ROOT/$DATA_NAME" --frame_num "$N_FRAMES" --crop_size "$CROP_SIZE" \
-    --cfg "$CFG" --ckpt "$CKPT" --rife_model "$RIFE_MODEL" --devices "$DEVICES" || exit 2
+preflight_video=()
+if [ -n "$VIDEO" ]; then
+    preflight_video=(--video "$VIDEO" --matting "$MATTING" --matting_model "$MATTING_MODEL")
+    [ -n "$VIDEO_START" ] && preflight_video+=(--video_start "$VIDEO_START")
+    [ -n "$VIDEO_END" ] && preflight_video+=(--video_end "$VIDEO_END")
+    [ ${#stage0_replace[@]} -gt 0 ] && preflight_video+=(--replace)
+fi
+"$PYTHON" -m tools.preflight --input "$INPUT" --frame_num "$N_FRAMES" --crop_size "$CROP_SIZE" \
+    --cfg "$CFG" --ckpt "$CKPT" --rife_model "$RIFE_MODEL" --devices "$DEVICES" "${preflight_video[@]}" || exit 2
 
 if [ "$DEVICES" = cpu ]; then
     DEVICE=cpu
@@ -68,7 +108,6 @@ else
     NUM_GPUS=$(tr ',' '\n' <<<"$DEVICES" | wc -l)
 fi
 
-INPUT=$DATA_ROOT/$DATA_NAME
 OUTPUT=$OUTPUT_ROOT/$OUTPUT_NAME
 OUTPUT_RECON=$RECON_DATA_ROOT/$OUTPUT_NAME
 MARKERS=$OUTPUT/.stages
@@ -98,6 +137,11 @@ stage() {
     upstream_ran=1
     echo "=== $name: $((SECONDS - start)) s"
 }
+
+# Stage 0: the video's frames, matted. --force is left out of the marker's command, so that it
+# matches on a rerun whether or not data/DATA_NAME exists by then.
+prepare_frames() { "$PYTHON" prepare_video.py "$@" "${stage0_replace[@]}" --device "$DEVICE"; }
+[ -n "$VIDEO" ] && stage prepare prepare_frames "${stage0_flags[@]}"
 
 gen_flags=(--cfg "$CFG" --ckpt "$CKPT" --input "$INPUT" --output "$OUTPUT" --crop_size "$CROP_SIZE"
     --crop_mode "$CROP_MODE" --elevation "$ELEVATION" --frame_num "$N_FRAMES" --is_cyc "$CYCLE" --seed "$SEED"
