@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from utils.errors import UserError
+from utils.safe_load import UnsafeCheckpointError, safe_torch_load
 
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
@@ -68,7 +69,9 @@ def load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = safe_torch_load(path)
+    except UnsafeCheckpointError as err:
+        raise UserError(f"{what} weights {err}") from None
     except Exception as err:  # truncated or foreign file: name it
         raise UserError(f"cannot read {what} weights {path} ({type(err).__name__}); download the file again") from None
     for key in ("state_dict", "model"):

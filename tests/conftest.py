@@ -6,6 +6,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config):
+    """One thread per test process, for it and the scripts it starts: ``make test`` runs two pytest
+    workers on two cores, and a second thread per process would only contend (every small op then
+    waits for a descheduled thread). The parity tolerances cover 1 and 2 threads."""
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
 def _reference_dir() -> Path:
     return Path(os.environ.get("EFFICIENT4D_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
 

@@ -10,17 +10,6 @@ def record(reference_dir):
     return torch.load(reference_dir / "fixtures" / "ssim.pt", weights_only=True)
 
 
-@pytest.mark.parametrize("case", [None, "range255", "range_pm1", "small"])
-def test_ssim_matches_fixture(record, case):
-    rec = record if case is None else record[case]
-    img1, img2 = rec["img1"].detach(), rec["img2"].detach()
-    full = ssim(img1, img2, full=True)
-    assert full.shape == rec["ssim_full"].shape
-    torch.testing.assert_close(full, rec["ssim_full"].detach(), rtol=1e-4, atol=1e-4)
-    if "ssim_mean" in rec:
-        torch.testing.assert_close(ssim(img1, img2), rec["ssim_mean"].detach(), rtol=1e-4, atol=1e-4)
-
-
 def test_channels_last_blur_equals_plain(record):
     img1, img2 = record["img1"].detach(), record["img2"].detach()
     assert torch.equal(ssim(img1, img2, full=True), ssim(img1, img2, full=True, channels_last=False))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stage 1 on a lent GPU (H100/H200) in at most 8 minutes: the GPU rows first, then checks of the CUDA paths.
+# Stage 1 and the chain on a lent GPU (H100/H200) in at most 10 minutes: the GPU rows first, then checks of the CUDA paths.
 #
 #   bash tools/gpu_check.sh          (from the repo root, on the GPU machine; results in $OUT)
 #
@@ -8,7 +8,10 @@
 #    TFLOP/s and the ratio to the compute floor, the volume / frustum / UNet split, plain vs fast (first
 #    row's settings), the top kernels of one step, whether every SDPA call is fused;
 # 2. tiny model: fp16 (the original's autocast) and bf16 samples against fp32 (max image difference);
-# 3. generate.py end to end on CUDA with fp16 (tiny model, random weights).
+# 3. generate.py end to end on CUDA with fp16 (tiny model, random weights);
+# 4. the whole run.sh chain with reconstruction (full model, 16 frames, 50 steps, 3000 iterations with gsplat):
+#    per-stage wall time, start-up and model-loading shares, peak memory (tools/bench_chain.py);
+# 5. the parity report on CUDA (fp32, TF32 off) against ../shared/reference.
 # Every part runs under its own timeout, so a slow one cannot eat the budget; the log is $OUT/gpu_check.log.
 set -u
 cd "$(dirname "$0")/.."
@@ -32,7 +35,7 @@ part() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$LOG"
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)" 2>&1 | tee -a "$LOG"
 
-part full 300 python3 -m tools.bench_generate --device cuda --frames 16 --precision fp16 bf16 \
+part full 220 python3 -m tools.bench_generate --device cuda --frames 16 --precision fp16 bf16 \
     --batch_view_num 16 4 --batch_frame_num 4 1 16 --guidance decomposed --steps-to-time 2 --sample_steps 50 \
     --profile 25 --json "$OUT/full.json"
 part drift 75 python3 -m tools.bench_generate --drift --device cuda --precision fp16 bf16 --frames 3 \
@@ -41,4 +44,6 @@ part generate 60 bash -c "python3 -m tools.synthetic '$OUT/video' --frames 4 --s
     python3 generate.py --cfg configs/tiny.yaml --ckpt random --input '$OUT/video' --output '$OUT/generated' \
     --elevation 0 --crop_size 96 --frame_num 4 --sample_steps 5 --decomposed_sampling --smooth_filter \
     --device cuda --precision fp16 && ls '$OUT/generated'"
+part chain 180 python3 -m tools.bench_chain --device cuda --json "$OUT/chain.json"
+part parity 60 python3 -m tools.parity_report --device cuda --all --json "$OUT/parity_cuda.json"
 echo "=== done; JSON in $OUT" | tee -a "$LOG"

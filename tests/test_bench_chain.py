@@ -1,0 +1,21 @@
+"""tools/bench_chain in CI size: run.sh through the stage timer on the CPU with the tiny model."""
+import json
+
+from tools.bench_chain import main
+
+
+def test_chain_bench_times_every_stage_and_its_start_up(tmp_path, capsys):
+    out = tmp_path / "chain.json"
+    main(["--frames", "2", "--size", "64", "--sample_steps", "2", "--recon_iterations", "10", "--recon_resolution", "2",
+          "--json", str(out)])
+    result = json.loads(out.read_text())
+    stages = [r["stage"] for r in result["rows"]]
+    assert stages == ["preflight", "generate", "interpolate", "assemble", "confidence", "convert", "reconstruct"]
+    for row in result["rows"][1:]:
+        assert 0 < row["startup_s"] < row["wall_s"] and row["compute_s"] > 0 and row["peak_gpu_gib"] is None
+    loads = {r["stage"]: r["loading_s"] for r in result["rows"][1:]}
+    assert loads["generate"] > 0 and loads["interpolate"] > 0 and loads["confidence"] > 0
+    assert loads["assemble"] == loads["convert"] == 0
+    assert sum(r["wall_s"] for r in result["rows"]) <= result["total_s"]
+    printed = capsys.readouterr().out
+    assert "whole chain" in printed and "process start-up" in printed
