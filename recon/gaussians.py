@@ -164,11 +164,12 @@ class Gaussians4D:
         return covariance_4d(p["scales"].exp(), p["rot_l"], p["rot_r"])
 
     def oneup_sh_degree(self) -> None:
-        """Open the next colour degree: spatial degrees first, then time harmonics."""
-        if self.active_sh_degree < self.sh_degree:
-            self.active_sh_degree += 1
-        elif self.active_sh_degree_t < self.sh_degree_t:
-            self.active_sh_degree_t += 1
+        """Open the next spatial colour degree and the next time harmonic together. 4DGS opens the
+        time harmonics only after spatial degree 3, which its 30k-iteration runs reach at 3000; in
+        our 3000-iteration default that would be the last iteration, so time-varying colour would
+        never train."""
+        self.active_sh_degree = min(self.active_sh_degree + 1, self.sh_degree)
+        self.active_sh_degree_t = min(self.active_sh_degree_t + 1, self.sh_degree_t)
 
     def sh_at_time(self, delta_t: Tensor, index: Tensor | None = None) -> Tensor:
         """(M,) mu_t - t -> (M,(sh_degree+1)^2,3) spatial SH coefficients with the time harmonics

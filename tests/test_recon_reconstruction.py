@@ -22,7 +22,7 @@ from recon.gaussians import Gaussians4D
 from recon.loss import psnr
 from recon.pipeline import reconstruct
 from recon.ply import export_ply, ply_attributes, read_ply
-from recon.rasterizer import rasterize_reference
+from recon.fast_rasterizer import rasterize_fast
 from recon.render import evaluate_test_views
 from recon.synthetic import quick_config, write_dataset
 from recon.trainer import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train
@@ -56,8 +56,8 @@ def corrupted_data(tmp_path_factory):
 
 def _held_out_psnr(data, confidence, out_dir, iterations=ITERATIONS):
     dataset = load_dataset(data, confidence, holdout=True)
-    gaussians = train(dataset, out_dir, quick_config(iterations), rasterize_reference, "cpu", seed=0, log=lambda _: None)
-    return evaluate_test_views(gaussians, dataset, out_dir, rasterize_reference, torch.ones(3))["psnr"], dataset
+    gaussians = train(dataset, out_dir, quick_config(iterations), rasterize_fast, "cpu", seed=0, log=lambda _: None)
+    return evaluate_test_views(gaussians, dataset, out_dir, rasterize_fast, torch.ones(3))["psnr"], dataset
 
 
 def test_synthetic_scene_is_reconstructed_from_the_converter_cameras(clean_data, tmp_path):
@@ -89,15 +89,15 @@ class _Interrupt(Exception):
 def test_resume_continues_bit_for_bit(clean_data, tmp_path):
     dataset = load_dataset(clean_data, "ssim", resolution=2)
     config = _resume_config(20)
-    straight = train(dataset, tmp_path / "a", config, rasterize_reference, "cpu", seed=3, log=lambda _: None)
+    straight = train(dataset, tmp_path / "a", config, rasterize_fast, "cpu", seed=3, log=lambda _: None)
 
     def stop_at_10(iteration, _):
         if iteration == 10:
             raise _Interrupt
     with pytest.raises(_Interrupt):
-        train(dataset, tmp_path / "b", config, rasterize_reference, "cpu", seed=3, log=lambda _: None, callback=stop_at_10)
+        train(dataset, tmp_path / "b", config, rasterize_fast, "cpu", seed=3, log=lambda _: None, callback=stop_at_10)
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)["iteration"] == 10
-    resumed = train(dataset, tmp_path / "b", config, rasterize_reference, "cpu", seed=3, resume=True, log=lambda _: None)
+    resumed = train(dataset, tmp_path / "b", config, rasterize_fast, "cpu", seed=3, resume=True, log=lambda _: None)
     assert len(resumed) == len(straight)
     for name, param in straight.params.items():
         assert torch.equal(param, resumed.params[name]), name

@@ -20,7 +20,7 @@ import torch
 from recon.dataset import load_dataset
 from recon.gaussians import Gaussians4D
 from recon.pipeline import check_device
-from recon.rasterizer import select_rasterizer
+from recon.backends import RASTERIZERS, select_rasterizer
 from recon.render import render_gaussians, to_uint8
 from recon.synthetic import quick_config, write_dataset
 from recon.trainer import TrainConfig, train
@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
                         help="quick: the short-run schedule of the tests; default: reconstruct.py's defaults")
     parser.add_argument("--num_points", type=int, default=None, help="initial Gaussians (preset's value by default)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "gsplat"])
+    parser.add_argument("--rasterizer", default="auto", choices=RASTERIZERS)
     parser.add_argument("--target_psnr", type=float, default=30.0)
     parser.add_argument("--eval_every", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
