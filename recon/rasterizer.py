@@ -93,7 +93,6 @@ def project_gaussians(means: Tensor, covariances: Tensor, opacities: Tensor, cam
     """EWA-project (N,3) means and (N,3,3) covariances to the image of ``camera``."""
     rotation, translation = camera.w2c[:3, :3], camera.w2c[:3, 3]
     cam = means @ rotation.T + translation
-    cov_cam = rotation @ covariances @ rotation.T
     fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]
     tx, ty, tz = cam.unbind(-1)
     # The affine approximation degrades far off-axis; evaluating it at a clamped point keeps
@@ -101,9 +100,13 @@ def project_gaussians(means: Tensor, covariances: Tensor, opacities: Tensor, cam
     margin_x, margin_y = FOV_CLAMP_MARGIN * 0.5 * camera.width / fx, FOV_CLAMP_MARGIN * 0.5 * camera.height / fy
     jx = tz * torch.clamp(tx / tz, -(cx / fx + margin_x), (camera.width - cx) / fx + margin_x)
     jy = tz * torch.clamp(ty / tz, -(cy / fy + margin_y), (camera.height - cy) / fy + margin_y)
-    zeros = torch.zeros_like(tz)
-    jacobian = torch.stack([fx / tz, zeros, -fx * jx / tz**2, zeros, fy / tz, -fy * jy / tz**2], -1).reshape(-1, 2, 3)
-    cov2d = jacobian @ cov_cam @ jacobian.transpose(1, 2) + EPS2D * torch.eye(2, device=means.device, dtype=means.dtype)
+    # The Jacobian J = [[fx/tz, 0, -fx jx/tz^2], [0, fy/tz, -fy jy/tz^2]] times the camera rotation,
+    # written out: cov2d = (J R) Sigma (J R)^T takes two batched products instead of four.
+    jr = torch.stack([
+        (fx / tz)[:, None] * rotation[0] - (fx * jx / tz**2)[:, None] * rotation[2],
+        (fy / tz)[:, None] * rotation[1] - (fy * jy / tz**2)[:, None] * rotation[2],
+    ], 1)
+    cov2d = jr @ covariances @ jr.transpose(1, 2) + EPS2D * torch.eye(2, device=means.device, dtype=means.dtype)
     means2d = torch.stack([fx * tx / tz + cx, fy * ty / tz + cy], -1)
 
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
