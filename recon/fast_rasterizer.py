@@ -3,7 +3,7 @@ cut to a few passes and a hand-written backward.
 
 It renders exactly what :func:`recon.rasterizer.rasterize_reference` renders (same projection, same
 pairs, same order, the same float64 running sums; tested to float error, images and gradients),
-but it is several times faster on the CPU:
+with less work per pair. A training step at 64 px takes half the time (README, stage 6):
 
 * pairs are ordered by sorting the Gaussians by depth once (N items) and then the pairs by pixel
   with a stable sort of small integer keys, instead of sorting 64-bit composite keys;
