@@ -11,6 +11,7 @@ import dataclasses
 
 import torch
 
+from recon.backends import RASTERIZERS
 from recon.densify import DensifyConfig
 from recon.pipeline import reconstruct
 from recon.trainer import TrainConfig
@@ -48,11 +49,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--confidence", default="ssim", choices=["ssim", "rgb", "none"], help="confidence maps weighting the loss; none = unweighted baseline")
     parser.add_argument("--resolution", type=int, default=-1, help="-1 native; 1/2/4/8 downscale factor; else training width in px (must divide the image width)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "gsplat"], help="auto: gsplat on CUDA when installed, else the PyTorch reference")
+    parser.add_argument("--rasterizer", default="auto", choices=RASTERIZERS,
+                        help="auto: gsplat on CUDA when its kernels load, else torch (pure PyTorch, any device); "
+                             "reference: the plain autograd rasteriser (slow, for checks)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoint.pt up to --iterations")
     parser.add_argument("--render_only", action="store_true", help="skip training; render OUTPUT/checkpoint.pt")
-    parser.add_argument("--eval", action="store_true", help="hold the test views out of training (the converter lists every view as training)")
+    parser.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
+                        help="hold the test views out of training, so renders/test/metrics.json scores views the model "
+                             "never saw (default; the converter also lists them as training views). --no-eval trains on "
+                             "every view, and the metrics are then labelled 'seen in training'")
     parser.add_argument("--ply_times", type=float, nargs="*", default=None, help="times to export as .ply (default: first, middle and last frame)")
     parser.add_argument("--video_frames", type=int, default=120, help="frames of each video (0: no videos)")
     add_config_flags(parser, TrainConfig, "optimisation")

@@ -4,7 +4,9 @@ dataset.py    converter JSON + images + confidence maps -> views with true camer
 gaussians.py  4D Gaussians (Yang et al., ICLR 2024): conditional 3D slice at time t
 init.py       initial 4D points inside the object's visual hull, frame by frame
 densify.py    3DGS-style clone / split / prune / opacity reset, with the optimizer bookkeeping
-rasterizer.py differentiable PyTorch reference rasteriser and the gsplat fast path
+rasterizer.py cameras, EWA projection and the plain PyTorch reference rasteriser
+fast_rasterizer.py  the fast pure-PyTorch rasteriser (hand-written compositing backward)
+backends.py   which rasteriser runs (torch / reference / gsplat), the gsplat adapter and version check
 loss.py       confidence-weighted L1 + D-SSIM, PSNR
 trainer.py    the training loop, previews and checkpoints
 render.py     test-view metrics, orbit / time videos, .ply per time

@@ -56,6 +56,13 @@ class ReconDataset:
         return sorted({view.time for view in self.train})
 
     @property
+    def held_out(self) -> list[bool]:
+        """Per test view: whether no training view has its name, so that a score on it is a
+        held-out score rather than a score on a view seen in training."""
+        names = {view.name for view in self.train}
+        return [view.name not in names for view in self.test]
+
+    @property
     def extent(self) -> float:
         """Scene size for the densification thresholds: 1.1 x the largest camera distance from the
         cameras' mean centre (as 3DGS)."""
@@ -198,16 +205,30 @@ def _load_split(root: Path, name: str, confidence: str, resolution: int, device:
     return views
 
 
+def select_training_views(train: list[View], test: list[View], holdout: bool) -> list[View]:
+    """The training views: with ``holdout``, those that are not test views, as long as every
+    training time keeps at least one view (else all of them, and scores on the test views are
+    scores on views seen in training). The converter lists every view in transforms_train.json,
+    the test views (0, 5, 10, 15 of each frame) included."""
+    if not holdout:
+        return train
+    test_names = {view.name for view in test}
+    kept = [view for view in train if view.name not in test_names]
+    if {view.time for view in kept} != {view.time for view in train}:
+        return train
+    return kept
+
+
 def load_dataset(
     root: str | Path,
     confidence: str = "ssim",
     resolution: int = -1,
-    holdout: bool = False,
+    holdout: bool = True,
     device: torch.device | str = "cpu",
 ) -> ReconDataset:
     """Load ``root`` (a data_convertor.py output). ``confidence`` in {ssim, rgb, none} picks the
-    maps that weight the loss; ``holdout`` drops the test views from training (the converter puts
-    every view in transforms_train.json)."""
+    maps that weight the loss; ``holdout`` keeps the test views out of training where the data
+    allow it (see :func:`select_training_views`; ``ReconDataset.held_out`` says what happened)."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"dataset folder {root} does not exist; run data_convertor.py first (see run.sh)")
@@ -215,11 +236,7 @@ def load_dataset(
         raise UserError(f"--confidence must be ssim, rgb or none; got '{confidence}'")
     train = _load_split(root, "train", confidence, resolution, device)
     test = _load_split(root, "test", "none", resolution, device)  # metrics are unweighted
-    if holdout:
-        held_out = {view.name for view in test}
-        train = [view for view in train if view.name not in held_out]
-        if not train:
-            raise UserError(f"{root}: every training view is also a test view; drop --eval")
+    train = select_training_views(train, test, holdout)
     width, height = train[0].camera.width, train[0].camera.height
     if any((v.camera.width, v.camera.height) != (width, height) for v in test):
         raise UserError(f"{root}: test and training views differ in size; rerun data_convertor.py")

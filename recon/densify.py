@@ -1,14 +1,20 @@
-"""Adaptive density control of 3D Gaussian Splatting, applied to 4D Gaussians.
+"""Adaptive density control of 3D Gaussian Splatting, applied to 4D Gaussians as 4DGS does.
 
 Every ``densification_interval`` iterations between ``densify_from_iter`` and
 ``densify_until_iter``, Gaussians whose average screen-space gradient (in NDC units, as the
 3DGS threshold 2e-4 expects) is large are cloned when small (max spatial scale <=
 ``percent_dense`` x scene extent) and split in two when large (positions drawn from the 4D
-Gaussian itself, scales / 1.6). Nearly transparent Gaussians are pruned, and once an opacity reset
-has happened also those too big on screen or in the world. Every ``opacity_reset_interval``
-iterations (and, on a white background, at ``densify_from_iter``) opacities are clamped to 0.01 so
-that floaters must earn their opacity back; the trainer skips resets in the second half of a run,
-which could not recover from them. The Adam moments follow every change of the set.
+Gaussian itself, all four scales / 1.6). Nearly transparent Gaussians are pruned, and once an
+opacity reset has happened also those larger than 10 % of the scene. Every
+``opacity_reset_interval`` iterations (and, on a white background, at ``densify_from_iter``)
+opacities are clamped to 0.01 so that floaters must earn their opacity back; the trainer skips
+resets in the second half of a run, which could not recover from them. The Adam moments follow
+every change of the set.
+
+The gradient statistic of one iteration is, per Gaussian, the mean over the batch's views that
+see it of the norm of its unscaled screen-space gradient, counted once (4DGS's batch rule; with one
+view per batch it is the 3DGS statistic). There is no screen-size pruning: 3DGS and 4DGS zero their
+screen-radius record while densifying, just before the prune that would read it, so theirs never fires.
 """
 from dataclasses import dataclass
 
@@ -34,7 +40,6 @@ class DensifyConfig:
     densify_grad_threshold: float = 0.0002
     percent_dense: float = 0.01
     thresh_opa_prune: float = 0.005
-    max_screen_size: float = 20.0
     white_background: bool = True
 
 
@@ -84,24 +89,28 @@ class Densifier:
     def __init__(self, count: int, device: torch.device | str):
         self.grad_accum = torch.zeros(count, device=device)
         self.denom = torch.zeros(count, device=device)
-        self.max_radii = torch.zeros(count, device=device)
 
-    def add_stats(self, index: Tensor, screen_grad: Tensor, radii: Tensor, width: int, height: int) -> None:
-        """Record one view: ``index`` (M,) Gaussians drawn, their (M,2) pixel-space mean gradients
-        and (M,2) radii (0 = not visible)."""
-        visible = radii.max(-1).values > 0
-        ids = index[visible]
-        ndc_scale = torch.tensor([0.5 * width, 0.5 * height], device=screen_grad.device)
-        grad_norm = (screen_grad[visible] * ndc_scale).norm(dim=-1)
-        self.grad_accum.index_add_(0, ids, grad_norm)
-        self.denom.index_add_(0, ids, torch.ones_like(grad_norm))
-        self.max_radii[ids] = torch.maximum(self.max_radii[ids], radii[visible].max(-1).values.float())
+    def add_batch(self, views: list[tuple[Tensor, Tensor, Tensor]], width: int, height: int, loss_scale: float) -> None:
+        """Record one iteration. Each view is (``index`` (M,) the Gaussians it drew, their (M,2)
+        pixel-space gradients of the back-propagated loss, their (M,2) radii, 0 = not visible);
+        the loss of each view was multiplied by ``loss_scale`` (1 / batch size) before backward."""
+        grad_sum = torch.zeros_like(self.grad_accum)
+        seen = torch.zeros_like(self.denom)
+        ndc_scale = torch.tensor([0.5 * width, 0.5 * height], device=grad_sum.device) / loss_scale
+        for index, screen_grad, radii in views:
+            visible = radii.max(-1).values > 0
+            ids = index[visible]
+            grad_norm = (screen_grad[visible] * ndc_scale).norm(dim=-1)
+            grad_sum.index_add_(0, ids, grad_norm)
+            seen.index_add_(0, ids, torch.ones_like(grad_norm))
+        hit = seen > 0
+        self.grad_accum += torch.where(hit, grad_sum / seen.clamp_min(1), grad_sum)
+        self.denom += hit
 
     def _reset(self, count: int) -> None:
         device = self.grad_accum.device
         self.grad_accum = torch.zeros(count, device=device)
         self.denom = torch.zeros(count, device=device)
-        self.max_radii = torch.zeros(count, device=device)
 
     @torch.no_grad()
     def densify_and_prune(
@@ -113,6 +122,7 @@ class Densifier:
         prune_big: bool,
         generator: torch.Generator,
     ) -> None:
+        """Clone, split, then prune; ``prune_big`` also prunes Gaussians larger than 10 % of ``extent``."""
         grads = torch.nan_to_num(self.grad_accum / self.denom, nan=0.0)
         p = gaussians.params
         max_scale = p["scales"].exp()[:, :3].max(-1).values
@@ -127,15 +137,11 @@ class Densifier:
         new = {name: torch.cat([new[name], split_new[name]]) for name in new}
         append_gaussians(gaussians, optimizer, new)
 
-        total = len(gaussians)
         opacities = torch.sigmoid(gaussians.params["opacity"])
         prune = opacities < config.thresh_opa_prune
         prune[:count] |= split  # the split originals are replaced by their children
         if prune_big:
-            big_world = gaussians.params["scales"].exp()[:, :3].max(-1).values > BIG_WORLD_FRACTION * extent
-            big_screen = torch.zeros(total, dtype=torch.bool, device=prune.device)
-            big_screen[:count] = self.max_radii > config.max_screen_size
-            prune |= big_world | big_screen
+            prune |= gaussians.params["scales"].exp()[:, :3].max(-1).values > BIG_WORLD_FRACTION * extent
         keep_gaussians(gaussians, optimizer, ~prune)
         self._reset(len(gaussians))
 
@@ -152,8 +158,8 @@ class Densifier:
         return p
 
     def state_dict(self) -> dict:
-        return {"grad_accum": self.grad_accum, "denom": self.denom, "max_radii": self.max_radii}
+        return {"grad_accum": self.grad_accum, "denom": self.denom}
 
     def load_state_dict(self, state: dict) -> None:
         device = self.grad_accum.device
-        self.grad_accum, self.denom, self.max_radii = (state[k].to(device) for k in ("grad_accum", "denom", "max_radii"))
+        self.grad_accum, self.denom = (state[k].to(device) for k in ("grad_accum", "denom"))

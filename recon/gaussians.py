@@ -27,32 +27,38 @@ SH_C3 = (
     -0.4570457994644658, 1.445305721320277, -0.5900435899266435,
 )
 MAX_SH_DEGREE = 3
-# (w, x, y, z) quaternion order -> (x, y, z, t): the quaternion's real part is the time axis, so
-# q_l = q, q_r = conj(q) is the purely spatial rotation of q.
-QUATERNION_TO_XYZT = [1, 2, 3, 0]
 PARAM_NAMES = ("xyz", "t", "scales", "rot_l", "rot_r", "opacity", "sh_dc", "sh_rest")
 
 
-def quaternion_left_matrix(q: Tensor) -> Tensor:
-    """(N,4) quaternions (w,x,y,z) -> (N,4,4): the matrix of v -> q v on (w,x,y,z) 4-vectors."""
+def _left_factor(q: Tensor) -> Tensor:
+    """(N,4) unit quaternions (w,x,y,z) -> (N,4,4) matrix of v -> q v, taking (w,x,y,z) 4-vectors
+    to (x,y,z,w) ones: its rows are in the (x, y, z, t) order the Gaussians use."""
     w, x, y, z = q.unbind(-1)
-    rows = [w, -x, -y, -z, x, w, -z, y, y, z, w, -x, z, -y, x, w]
+    rows = [x, w, -z, y, y, z, w, -x, z, -y, x, w, w, -x, -y, -z]
     return torch.stack(rows, -1).reshape(*q.shape[:-1], 4, 4)
 
 
-def quaternion_right_matrix(q: Tensor) -> Tensor:
-    """(N,4) quaternions (w,x,y,z) -> (N,4,4): the matrix of v -> v q on (w,x,y,z) 4-vectors."""
+def _right_factor(q: Tensor) -> Tensor:
+    """(N,4) unit quaternions (w,x,y,z) -> (N,4,4) matrix of v -> v q, taking (x,y,z,w) 4-vectors
+    to (w,x,y,z) ones: its columns are in the (x, y, z, t) order."""
     w, x, y, z = q.unbind(-1)
-    rows = [w, -x, -y, -z, x, w, z, -y, y, -z, w, x, z, y, -x, w]
+    rows = [-x, -y, -z, w, w, z, -y, x, -z, w, x, y, y, -x, w, z]
     return torch.stack(rows, -1).reshape(*q.shape[:-1], 4, 4)
 
 
 def rotation_4d(rot_l: Tensor, rot_r: Tensor) -> Tensor:
-    """(N,4), (N,4) quaternions (normalised here) -> (N,4,4) rotation of (x, y, z, t) vectors."""
+    """(N,4), (N,4) quaternions (normalised here) -> (N,4,4) rotation v -> q_l v q_r of (x, y, z, t)
+    vectors. The quaternion's real part is the time axis."""
     rot_l = nn.functional.normalize(rot_l, dim=-1)
     rot_r = nn.functional.normalize(rot_r, dim=-1)
-    matrix = quaternion_left_matrix(rot_l) @ quaternion_right_matrix(rot_r)
-    return matrix[..., QUATERNION_TO_XYZT, :][..., :, QUATERNION_TO_XYZT]
+    return _left_factor(rot_l) @ _right_factor(rot_r)
+
+
+def time_variances(scales: Tensor, rot_l: Tensor, rot_r: Tensor) -> Tensor:
+    """(N,4) scales and quaternions -> (N,) Sigma_tt, from the time row of the rotation alone."""
+    w, x, y, z = nn.functional.normalize(rot_l, dim=-1).unbind(-1)
+    time_row = torch.einsum("nk,nkj->nj", torch.stack([w, -x, -y, -z], -1), _right_factor(nn.functional.normalize(rot_r, dim=-1)))
+    return ((time_row * scales) ** 2).sum(-1)
 
 
 def covariance_4d(scales: Tensor, rot_l: Tensor, rot_r: Tensor) -> Tensor:
@@ -158,41 +164,42 @@ class Gaussians4D:
     def device(self) -> torch.device:
         return self.params["xyz"].device
 
-    def covariance(self) -> Tensor:
-        """(N,4,4) space-time covariances."""
-        p = self.params
-        return covariance_4d(p["scales"].exp(), p["rot_l"], p["rot_r"])
-
     def oneup_sh_degree(self) -> None:
-        """Open the next colour degree: spatial degrees first, then time harmonics."""
-        if self.active_sh_degree < self.sh_degree:
-            self.active_sh_degree += 1
-        elif self.active_sh_degree_t < self.sh_degree_t:
-            self.active_sh_degree_t += 1
+        """Open the next spatial colour degree and the next time harmonic together. 4DGS opens the
+        time harmonics only after spatial degree 3, which its 30k-iteration runs reach at 3000; in
+        our 3000-iteration default that would be the last iteration, so time-varying colour would
+        never train."""
+        self.active_sh_degree = min(self.active_sh_degree + 1, self.sh_degree)
+        self.active_sh_degree_t = min(self.active_sh_degree_t + 1, self.sh_degree_t)
 
-    def sh_at_time(self, delta_t: Tensor, index: Tensor | None = None) -> Tensor:
-        """(M,) mu_t - t -> (M,(sh_degree+1)^2,3) spatial SH coefficients with the time harmonics
-        up to the active time degree folded in; ``index`` selects Gaussians (all by default)."""
-        coeffs = torch.cat([self.params["sh_dc"], self.params["sh_rest"]], 1)
-        if index is not None:
-            coeffs = coeffs[index]
-        per_harmonic = (self.sh_degree + 1) ** 2
-        coeffs = coeffs.reshape(coeffs.shape[0], self.sh_degree_t + 1, per_harmonic, 3)
+    def sh_at_time(self, delta_t: Tensor, index: Tensor, degree: int | None = None) -> Tensor:
+        """(M,) mu_t - t of the Gaussians ``index`` (M,) -> (M,(degree+1)^2,3) spatial SH
+        coefficients up to ``degree`` (default: all), with the time harmonics up to the active
+        time degree folded in. Only the coefficients in use are gathered."""
+        degree = self.sh_degree if degree is None else degree
+        per_harmonic, used = (self.sh_degree + 1) ** 2, (degree + 1) ** 2
+        columns = [n * per_harmonic + k for n in range(self.active_sh_degree_t + 1) for k in range(used)]
+        rest = torch.tensor(columns[1:], dtype=torch.long, device=index.device) - 1  # sh_rest lacks the first
+        coeffs = torch.cat([self.params["sh_dc"].index_select(0, index),
+                            self.params["sh_rest"].index_select(1, rest).index_select(0, index)], 1)
+        coeffs = coeffs.reshape(index.numel(), self.active_sh_degree_t + 1, used, 3)
         harmonics = torch.arange(self.active_sh_degree_t + 1, device=coeffs.device, dtype=coeffs.dtype)
         weights = torch.cos(2 * math.pi * harmonics[None] * delta_t[:, None] / self.time_duration)
-        return torch.einsum("mn,mnkc->mkc", weights, coeffs[:, : self.active_sh_degree_t + 1])
+        return torch.einsum("mn,mnkc->mkc", weights, coeffs)
 
     def condition(self, t: float, min_marginal: float = 0.05) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """The conditional 3D Gaussians at time ``t`` whose temporal marginal exceeds
         ``min_marginal`` (fainter ones are skipped, as in 4DGS): ``index`` (M,), means (M,3),
-        covariances (M,3,3), opacities (M,) scaled by the marginal, and ``t - mu_t`` (M,)."""
+        covariances (M,3,3), opacities (M,) scaled by the marginal, and ``t - mu_t`` (M,).
+        The selection needs only Sigma_tt; the full covariances are built for the M kept."""
         p = self.params
-        cov = self.covariance()
+        with torch.no_grad():
+            variance_t = time_variances(p["scales"].exp(), p["rot_l"], p["rot_r"])
+            index = torch.nonzero(torch.exp(-0.5 * (t - p["t"][:, 0]) ** 2 / variance_t) > min_marginal).squeeze(1)
+        cov = covariance_4d(p["scales"][index].exp(), p["rot_l"][index], p["rot_r"][index])
         cov_tt = cov[:, 3, 3]
-        delta = t - p["t"][:, 0]
+        delta = t - p["t"][index, 0]
         marginal = torch.exp(-0.5 * delta**2 / cov_tt)
-        index = torch.nonzero(marginal.detach() > min_marginal).squeeze(1)
-        cov, cov_tt, delta, marginal = cov[index], cov_tt[index], delta[index], marginal[index]
         cov_xt = cov[:, :3, 3]
         means = p["xyz"][index] + cov_xt / cov_tt[:, None] * delta[:, None]
         covariances = cov[:, :3, :3] - cov_xt[:, :, None] * cov_xt[:, None, :] / cov_tt[:, None, None]
@@ -205,7 +212,7 @@ class Gaussians4D:
         # The colour's direction and time inputs are not optimised through (as in 4DGS).
         dirs = nn.functional.normalize(means.detach() - camera_center, dim=-1)
         degree = self.active_sh_degree
-        coeffs = self.sh_at_time(-delta.detach(), index)[:, : (degree + 1) ** 2]
+        coeffs = self.sh_at_time(-delta.detach(), index, degree)
         colors = torch.clamp_min(torch.einsum("mk,mkc->mc", sh_basis(degree, dirs), coeffs) + 0.5, 0.0)
         return Slice3D(means, covariances, opacities, colors, index)
 

@@ -1,7 +1,9 @@
-"""Differentiable Gaussian rasterisation: a plain PyTorch reference and the gsplat fast path.
+"""Differentiable Gaussian rasterisation, the plain PyTorch reference: cameras, EWA projection,
+(pixel, Gaussian) pairs and compositing with autograd.
 
-Both take 3D Gaussians already sliced at a time (means (N,3), covariances (N,3,3), colours (N,3),
-opacities (N,)) and one pinhole camera, and return an (H,W,3) image over a background colour.
+Every rasteriser (this one, :mod:`recon.fast_rasterizer`, gsplat through :mod:`recon.backends`)
+takes 3D Gaussians already sliced at a time (means (N,3), covariances (N,3,3), colours (N,3),
+opacities (N,)) and one pinhole camera, and returns an (H,W,3) image over a background colour.
 The reference follows the rules of gsplat's "classic" 3DGS rasteriser so the two agree (tested):
 
 * EWA projection with the Jacobian evaluated at a mean clamped to 1.3x the field of view, plus a
@@ -11,16 +13,13 @@ The reference follows the rules of gsplat's "classic" 3DGS rasteriser so the two
 * front-to-back compositing in camera-depth order, background times the final transmittance.
 
 The reference lists every (pixel, Gaussian) pair inside each Gaussian's screen box and composites
-them with autograd, so it is meant for small images on the CPU; the tile-based CUDA kernels of
-gsplat (``pip install gsplat``) are the fast path.
+them with autograd: the plain path that the faster ones are tested against.
 """
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
-
-from utils.errors import UserError
 
 EPS2D = 0.3
 NEAR_PLANE = 0.01
@@ -29,7 +28,6 @@ MAX_ALPHA = 0.999
 MIN_TRANSMITTANCE = 1e-4
 FOV_CLAMP_MARGIN = 0.3  # the Jacobian is evaluated at means clamped to the FOV plus 30 %
 MAX_EXTENT_SIGMAS = 3.33
-GSPLAT_INSTALL_HINT = "pip install gsplat"
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,6 @@ def project_gaussians(means: Tensor, covariances: Tensor, opacities: Tensor, cam
     """EWA-project (N,3) means and (N,3,3) covariances to the image of ``camera``."""
     rotation, translation = camera.w2c[:3, :3], camera.w2c[:3, 3]
     cam = means @ rotation.T + translation
-    cov_cam = rotation @ covariances @ rotation.T
     fx, fy, cx, cy = camera.K[0, 0], camera.K[1, 1], camera.K[0, 2], camera.K[1, 2]
     tx, ty, tz = cam.unbind(-1)
     # The affine approximation degrades far off-axis; evaluating it at a clamped point keeps
@@ -103,9 +100,13 @@ def project_gaussians(means: Tensor, covariances: Tensor, opacities: Tensor, cam
     margin_x, margin_y = FOV_CLAMP_MARGIN * 0.5 * camera.width / fx, FOV_CLAMP_MARGIN * 0.5 * camera.height / fy
     jx = tz * torch.clamp(tx / tz, -(cx / fx + margin_x), (camera.width - cx) / fx + margin_x)
     jy = tz * torch.clamp(ty / tz, -(cy / fy + margin_y), (camera.height - cy) / fy + margin_y)
-    zeros = torch.zeros_like(tz)
-    jacobian = torch.stack([fx / tz, zeros, -fx * jx / tz**2, zeros, fy / tz, -fy * jy / tz**2], -1).reshape(-1, 2, 3)
-    cov2d = jacobian @ cov_cam @ jacobian.transpose(1, 2) + EPS2D * torch.eye(2, device=means.device)
+    # The Jacobian J = [[fx/tz, 0, -fx jx/tz^2], [0, fy/tz, -fy jy/tz^2]] times the camera rotation,
+    # written out: cov2d = (J R) Sigma (J R)^T takes two batched products instead of four.
+    jr = torch.stack([
+        (fx / tz)[:, None] * rotation[0] - (fx * jx / tz**2)[:, None] * rotation[2],
+        (fy / tz)[:, None] * rotation[1] - (fy * jy / tz**2)[:, None] * rotation[2],
+    ], 1)
+    cov2d = jr @ covariances @ jr.transpose(1, 2) + EPS2D * torch.eye(2, device=means.device, dtype=means.dtype)
     means2d = torch.stack([fx * tx / tz + cx, fy * ty / tz + cy], -1)
 
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
@@ -124,25 +125,31 @@ def project_gaussians(means: Tensor, covariances: Tensor, opacities: Tensor, cam
     return Projection(means2d, conics, tz, radii, visible)
 
 
-def _pixel_pairs(means2d: Tensor, radii: Tensor, ids: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
-    """Every (pixel, Gaussian) pair whose pixel lies in the Gaussian's screen box: (K,) flat pixel
-    indices and (K,) Gaussian indices. Outside its box a Gaussian's alpha is under 1/255."""
+def pixel_pairs(means2d: Tensor, radii: Tensor, ids: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Every (pixel, Gaussian) pair whose pixel lies in the screen box of a Gaussian in (M,) ``ids``,
+    Gaussian by Gaussian in the order of ``ids``: (K,) flat pixel indices and (K,) Gaussian indices.
+    Outside its box a Gaussian's alpha is under 1/255."""
     with torch.no_grad():
-        center = means2d[ids]
-        x0 = torch.floor(center[:, 0] - radii[ids, 0]).clamp(0, width).long()
-        x1 = torch.ceil(center[:, 0] + radii[ids, 0]).clamp(0, width).long()
-        y0 = torch.floor(center[:, 1] - radii[ids, 1]).clamp(0, height).long()
-        y1 = torch.ceil(center[:, 1] + radii[ids, 1]).clamp(0, height).long()
+        center = means2d.detach().index_select(0, ids)
+        extent = radii.index_select(0, ids)
+        # int32 arithmetic: the pair count is far below 2^31 and its division is cheaper.
+        x0 = torch.floor(center[:, 0] - extent[:, 0]).clamp(0, width).int()
+        x1 = torch.ceil(center[:, 0] + extent[:, 0]).clamp(0, width).int()
+        y0 = torch.floor(center[:, 1] - extent[:, 1]).clamp(0, height).int()
+        y1 = torch.ceil(center[:, 1] + extent[:, 1]).clamp(0, height).int()
         box_w = x1 - x0
-        counts = box_w * (y1 - y0)
-        gauss = torch.repeat_interleave(ids, counts)
+        counts = (box_w * (y1 - y0)).long()
         box = torch.repeat_interleave(torch.arange(ids.numel(), device=ids.device), counts)
-        local = torch.arange(gauss.numel(), device=ids.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        pixel = (y0[box] + local // box_w[box]) * width + x0[box] + local % box_w[box]
-    return pixel, gauss
+        starts = (torch.cumsum(counts, 0) - counts).int()
+        local = torch.arange(box.numel(), device=ids.device, dtype=torch.int32) - starts.index_select(0, box)
+        box_w = box_w.index_select(0, box)
+        row = local // box_w
+        col = local - row * box_w
+        pixel = (y0.index_select(0, box) + row).long() * width + (x0.index_select(0, box) + col)
+    return pixel, ids.index_select(0, box)
 
 
-def _segment_exclusive_cumsum(values: Tensor, first: Tensor) -> Tensor:
+def segment_exclusive_cumsum(values: Tensor, first: Tensor) -> Tensor:
     """Exclusive cumulative sum of (K,) ``values`` within runs; ``first`` (K,) is each entry's run start.
     Accumulated in float64 so long pair lists do not lose precision."""
     total = torch.cumsum(values.double(), 0) - values.double()
@@ -161,7 +168,7 @@ def rasterize_reference(
         proj.means2d.retain_grad()
     height, width = camera.height, camera.width
     ids = torch.nonzero(proj.visible).squeeze(1)
-    pixel, gauss = _pixel_pairs(proj.means2d, proj.radii, ids, width, height)
+    pixel, gauss = pixel_pairs(proj.means2d, proj.radii, ids, width, height)
     with torch.no_grad():
         depth_rank = torch.empty_like(proj.depths, dtype=torch.long)
         depth_rank[torch.argsort(proj.depths, stable=True)] = torch.arange(proj.depths.numel(), device=means.device)
@@ -180,11 +187,11 @@ def rasterize_reference(
     alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_THRESHOLD), alpha, torch.zeros_like(alpha))
     with torch.no_grad():
         # A pixel is finished before the Gaussian that would bring its transmittance to 1e-4.
-        log_after = _segment_exclusive_cumsum(torch.log1p(-alpha), first) + torch.log1p(-alpha)
+        log_after = segment_exclusive_cumsum(torch.log1p(-alpha), first) + torch.log1p(-alpha)
         drawn = (log_after > torch.log(torch.tensor(MIN_TRANSMITTANCE))).to(alpha.dtype)
     alpha = alpha * drawn
     log_keep = torch.log1p(-alpha)
-    transmittance = torch.exp(_segment_exclusive_cumsum(log_keep, first))
+    transmittance = torch.exp(segment_exclusive_cumsum(log_keep, first))
     pixels = height * width
     image = torch.zeros(pixels, 3, device=means.device, dtype=means.dtype).index_add(0, pixel, (alpha * transmittance)[:, None] * colors[gauss])
     final_t = torch.exp(torch.zeros(pixels, device=means.device, dtype=means.dtype).index_add(0, pixel, log_keep))
@@ -192,51 +199,4 @@ def rasterize_reference(
     return RenderOutput(image.reshape(height, width, 3), (1.0 - final_t).reshape(height, width), proj.radii, proj.means2d)
 
 
-def gsplat_available() -> bool:
-    try:
-        import gsplat  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def rasterize_gsplat(
-    means: Tensor, covariances: Tensor, colors: Tensor, opacities: Tensor, camera: Camera, background: Tensor
-) -> RenderOutput:
-    """The same contract as :func:`rasterize_reference`, through gsplat's CUDA kernels."""
-    from gsplat import rasterization
-
-    if means.shape[0] == 0:
-        image = background.expand(camera.height, camera.width, 3).clone()
-        return RenderOutput(image, image.new_zeros(camera.height, camera.width), means.new_zeros(0, 2).int(), means.new_zeros(0, 2))
-    image, alpha, meta = rasterization(
-        means, None, None, opacities, colors, camera.w2c[None], camera.K[None], camera.width, camera.height,
-        near_plane=NEAR_PLANE, eps2d=EPS2D, packed=False, backgrounds=background[None],
-        covars=covariances, rasterize_mode="classic",
-    )
-    means2d = meta["means2d"]
-    if means2d.requires_grad:
-        means2d.retain_grad()
-    return RenderOutput(image[0], alpha[0, ..., 0], meta["radii"].reshape(-1, 2).int(), means2d)
-
-
 Rasterizer = Callable[[Tensor, Tensor, Tensor, Tensor, Camera, Tensor], RenderOutput]
-
-
-def select_rasterizer(name: str, device: torch.device | str, warn: Callable[[str], None] = print) -> Rasterizer:
-    """``name`` in {auto, torch, gsplat}: auto takes gsplat on CUDA when it is installed."""
-    on_cuda = torch.device(device).type == "cuda"
-    if name == "torch":
-        return rasterize_reference
-    if name == "gsplat" or (name == "auto" and on_cuda):
-        if not on_cuda:
-            raise UserError("--rasterizer gsplat needs --device cuda; use --rasterizer torch on the CPU")
-        if gsplat_available():
-            return rasterize_gsplat
-        if name == "gsplat":
-            raise UserError(f"gsplat is not installed; run `{GSPLAT_INSTALL_HINT}` (its CUDA code compiles on first use)")
-        warn(f"gsplat is not installed: using the slow PyTorch reference rasteriser; run `{GSPLAT_INSTALL_HINT}` for CUDA speed")
-        return rasterize_reference
-    if name == "auto":
-        return rasterize_reference
-    raise UserError(f"unknown rasterizer '{name}'; use auto, torch or gsplat")

@@ -2,7 +2,8 @@
 
 In ``recon_out/NAME``:
   renders/test/{frame}_{view}.png   test views rendered at their times
-  renders/test/metrics.json         PSNR / SSIM per view and their means
+  renders/test/metrics.json         PSNR / SSIM per view and their means, and what they measure:
+                                    held-out views, or views seen in training
   videos/orbit.mp4                  the camera circles the object while time runs
   videos/time_view{v:02d}.mp4       a fixed training camera while time runs
   ply/time_{t:.4f}.ply              the 3D Gaussians at time t, 3DGS .ply layout
@@ -41,22 +42,34 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
+def split_label(held_out: Sequence[bool]) -> str:
+    """What a score over test views measures, given per view whether it was held out of training."""
+    if all(held_out):
+        return "held out"
+    if not any(held_out):
+        return "seen in training"
+    return f"mixed: {sum(held_out)} of {len(held_out)} held out"
+
+
 @torch.no_grad()
 def evaluate_test_views(
     gaussians: Gaussians4D, dataset: ReconDataset, out_dir: Path, rasterizer: Rasterizer, background: Tensor,
     min_marginal: float = 0.05,
 ) -> dict:
-    """Render every test view, write it and ``metrics.json``; return the metrics."""
+    """Render every test view, write it and ``metrics.json``; return the metrics. ``measures`` says
+    whether the scores are on held-out views or on views the model was trained on."""
     per_view = {}
-    for view in dataset.test:
+    for view, held_out in zip(dataset.test, dataset.held_out):
         out, _ = render_gaussians(gaussians, view.camera, view.time, rasterizer, background, min_marginal)
         write_png(out_dir / "renders" / "test" / f"{view.name.replace('/', '_')}.png", to_uint8(out.image))
         per_view[view.name] = {
             "time": view.time,
+            "held_out": held_out,
             "psnr": psnr(out.image.clamp(0, 1), view.image),
             "ssim": float(ssim_map(out.image.clamp(0, 1), view.image).mean()),
         }
     metrics = {
+        "measures": split_label(dataset.held_out),
         "psnr": float(np.mean([m["psnr"] for m in per_view.values()])) if per_view else None,
         "ssim": float(np.mean([m["ssim"] for m in per_view.values()])) if per_view else None,
         "num_views": len(per_view),
@@ -137,8 +150,8 @@ def render_outputs(
     background = torch.ones(3, device=gaussians.device)
     metrics = evaluate_test_views(gaussians, dataset, out_dir, rasterizer, background, min_marginal)
     if metrics["num_views"]:
-        log(f"test views: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} over {metrics['num_views']} views "
-            f"-> {out_dir / 'renders' / 'test'}")
+        log(f"test views ({metrics['measures']}): PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f} "
+            f"over {metrics['num_views']} views -> {out_dir / 'renders' / 'test'}")
     if video_frames > 0:
         videos = write_videos(gaussians, dataset, out_dir, rasterizer, background, video_frames, 0, min_marginal)
         log(f"videos: {', '.join(str(p) for p in videos)}")

@@ -26,7 +26,8 @@ TEST_VIEWS = (0, 5, 10, 15)
 @dataclass
 class MovingGaussians:
     """G Gaussians: ``centers`` (G,3) at t = 0, ``velocities`` (G,3) per second, ``scales`` (G,3),
-    ``rotations`` (G,3,3), ``colors`` (G,3), ``opacities`` (G,)."""
+    ``rotations`` (G,3,3), ``colors`` (G,3) at t = 0, ``opacities`` (G,), and ``color_velocities``
+    (G,3) per second (zeros: constant colour)."""
 
     centers: Tensor
     velocities: Tensor
@@ -34,11 +35,16 @@ class MovingGaussians:
     rotations: Tensor
     colors: Tensor
     opacities: Tensor
+    color_velocities: Tensor
 
     def at(self, t: float) -> tuple[Tensor, Tensor]:
         """Means (G,3) and covariances (G,3,3) at time ``t`` seconds."""
         factor = self.rotations * self.scales[:, None, :]
         return self.centers + self.velocities * t, factor @ factor.transpose(1, 2)
+
+    def colors_at(self, t: float) -> Tensor:
+        """(G,3) colours at time ``t`` seconds."""
+        return (self.colors + self.color_velocities * t).clamp(0, 1)
 
 
 def _rotation_z(angle: float) -> Tensor:
@@ -46,27 +52,32 @@ def _rotation_z(angle: float) -> Tensor:
     return torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float32)
 
 
-def default_scene(num_frames: int = 3) -> MovingGaussians:
+def default_scene(num_frames: int = 3, color_change: float = 0.0) -> MovingGaussians:
     """Four Gaussians (red, green, blue, yellow) inside the SyncDreamer view volume. Whatever the
     frame count, each travels 0.1-0.2 from the first frame to the last (0.1 per frame for 3 frames
-    at 30 fps): enough that a static model cannot fit all frames."""
+    at 30 fps): enough that a static model cannot fit all frames. With ``color_change`` = c each
+    colour moves the fraction c of the way to the next one's (red to green, ...) by the last frame."""
     duration = max(num_frames - 1, 1) / FPS
+    colors = torch.tensor([[0.9, 0.15, 0.1], [0.1, 0.8, 0.2], [0.15, 0.25, 0.9], [0.95, 0.85, 0.1]])
     return MovingGaussians(
         centers=torch.tensor([[0.0, 0.0, 0.05], [0.22, -0.12, -0.1], [-0.2, 0.18, 0.0], [-0.05, -0.25, 0.2]]),
         velocities=torch.tensor([[0.0, 0.0, 0.1], [-0.2, 0.0, 0.0], [0.0, -0.2, 0.0], [0.13, 0.13, 0.0]]) / duration,
         scales=torch.tensor([[0.16, 0.08, 0.07], [0.07, 0.12, 0.06], [0.1, 0.06, 0.1], [0.06, 0.06, 0.12]]),
         rotations=torch.stack([_rotation_z(a) for a in (0.3, -0.5, 1.0, 0.0)]),
-        colors=torch.tensor([[0.9, 0.15, 0.1], [0.1, 0.8, 0.2], [0.15, 0.25, 0.9], [0.95, 0.85, 0.1]]),
+        colors=colors,
         opacities=torch.tensor([0.95, 0.9, 0.9, 0.95]),
+        color_velocities=color_change * (colors.roll(-1, 0) - colors) / duration,
     )
 
 
 def quick_config(iterations: int, num_points: int = 500) -> TrainConfig:
     """A schedule for runs of a few hundred iterations on the synthetic scene (tests, CPU benchmark):
     10x the default position learning rate, 4x the colour rate, densification every 50 iterations
-    over the first 70 %, no opacity reset, constant colour (SH degree 0)."""
+    over the first 70 %, no opacity reset, view-independent colour (SH degree 0) whose time
+    harmonics (if any) open after each fifth of the run."""
     return TrainConfig(
         iterations=iterations, num_points=num_points, sh_degree=0, preview_every=0, checkpoint_every=0,
+        sh_increase_interval=max(iterations // 5, 1),
         position_lr_init=0.0016, position_lr_final=0.00016, feature_lr=0.01,
         densify=DensifyConfig(
             densify_from_iter=50, densify_until_iter=int(iterations * 0.7), densification_interval=50,
@@ -90,7 +101,7 @@ def true_cameras(size: int) -> list[Camera]:
 def render_scene(scene: MovingGaussians, camera: Camera, t: float) -> Tensor:
     """(H,W,3) image of the scene at time ``t`` over white."""
     means, covariances = scene.at(t)
-    return rasterize_reference(means, covariances, scene.colors, scene.opacities, camera, torch.ones(3)).image
+    return rasterize_reference(means, covariances, scene.colors_at(t), scene.opacities, camera, torch.ones(3)).image
 
 
 def write_dataset(

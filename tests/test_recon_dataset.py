@@ -37,7 +37,7 @@ def test_original_transform_matrix_gives_the_original_cameras(reference_dir):
 
 
 def test_load_dataset_recovers_true_cameras_and_times(tiny_dataset):
-    dataset = load_dataset(tiny_dataset, "ssim")
+    dataset = load_dataset(tiny_dataset, "ssim", holdout=False)
     assert (len(dataset.train), len(dataset.test)) == (32, 8)
     assert dataset.times == [0.0, 1 / 30]
     for view, camera in zip(dataset.train[16:], true_cameras(24)):
@@ -48,19 +48,43 @@ def test_load_dataset_recovers_true_cameras_and_times(tiny_dataset):
 
 
 def test_resolution_factor_and_width_downsample_by_block_average(tiny_dataset):
-    full = load_dataset(tiny_dataset, "none")
+    full = load_dataset(tiny_dataset, "none", holdout=False)
     for resolution in (2, 12):  # a factor, and a width in pixels (24 / 12 = factor 2)
-        half = load_dataset(tiny_dataset, "none", resolution=resolution)
+        half = load_dataset(tiny_dataset, "none", resolution=resolution, holdout=False)
         assert (half.width, half.height) == (12, 12)
         expected = full.train[3].image.reshape(12, 2, 12, 2, 3).mean((1, 3))
         torch.testing.assert_close(half.train[3].image, expected)
         torch.testing.assert_close(half.train[3].camera.K[:2], full.train[3].camera.K[:2] / 2)
 
 
-def test_holdout_drops_test_views_from_training(tiny_dataset):
-    dataset = load_dataset(tiny_dataset, "none", holdout=True)
-    assert len(dataset.train) == 24
+def test_test_views_are_held_out_by_default_and_labelled(tiny_dataset):
+    dataset = load_dataset(tiny_dataset, "none")
+    assert len(dataset.train) == 24 and len(dataset.test) == 8
     assert not {v.name for v in dataset.train} & {v.name for v in dataset.test}
+    assert dataset.held_out == [True] * 8
+    assert {v.time for v in dataset.train} == {0.0, 1 / 30}
+
+
+def test_without_holdout_every_test_view_is_labelled_seen_in_training(tiny_dataset):
+    dataset = load_dataset(tiny_dataset, "none", holdout=False)
+    assert len(dataset.train) == 32
+    assert dataset.held_out == [False] * 8
+
+
+def _only_test_views_in_frame_1(root):
+    """Frame 01 lists only its test views as training views: holding them out would leave that time untrained."""
+    contents = json.loads((root / "transforms_train.json").read_text())
+    test_paths = {e["file_path"] for e in json.loads((root / "transforms_test.json").read_text())["frames"]}
+    contents["frames"] = [e for e in contents["frames"] if e["file_path"].startswith("00/") or e["file_path"] in test_paths]
+    (root / "transforms_train.json").write_text(json.dumps(contents))
+
+
+def test_holdout_keeps_test_views_when_a_time_would_lose_every_training_view(tiny_dataset, tmp_path):
+    root = _copy(tiny_dataset, tmp_path)
+    _only_test_views_in_frame_1(root)
+    dataset = load_dataset(root, "none")
+    assert len(dataset.train) == 20  # 16 of frame 00 + the 4 test views of frame 01, none dropped
+    assert dataset.held_out == [False] * 8
 
 
 def _break_json(root, text):

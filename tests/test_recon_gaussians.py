@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import torch
+from gsplat.cuda import _torch_impl as gsplat_torch
 
 from recon.gaussians import Gaussians4D, rgb_to_sh, rotation_4d, sh_basis
 
@@ -87,11 +88,43 @@ def test_degree_zero_colour_is_the_initial_rgb():
     torch.testing.assert_close(sliced.colors, rgb, atol=1e-6, rtol=0)
 
 
-def test_sh_basis_is_orthonormal_on_the_sphere():
-    dirs = torch.nn.functional.normalize(torch.randn(200000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=-1)
-    basis = sh_basis(3, dirs)
-    gram = 4 * math.pi * basis.T @ basis / dirs.shape[0]
-    torch.testing.assert_close(gram, torch.eye(16, dtype=torch.float64), atol=0.03, rtol=0)
+def test_sh_basis_matches_gsplat_pure_pytorch_reference():
+    """Every basis function, sign and order as gsplat (and 3DGS) evaluate them."""
+    dirs = torch.nn.functional.normalize(torch.randn(500, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64), dim=-1)
+    for degree in range(4):
+        expected = gsplat_torch._eval_sh_bases_fast((degree + 1) ** 2, dirs)
+        torch.testing.assert_close(sh_basis(degree, dirs), expected, atol=1e-13, rtol=0)
+
+
+def test_slice_colours_match_gsplat_spherical_harmonics_with_time_harmonics():
+    """Colour at time t = SH(view direction) of the coefficients of harmonic 0 plus
+    cos(2 pi (mu_t - t) / T) times SH of those of harmonic 1, + 0.5, clamped at 0 (4DGS's 4D
+    spherindrical harmonics, the 3DGS colour offset), with gsplat evaluating every SH sum."""
+    gaussians = _gaussians(40, sh_degree=3, sh_degree_t=1)
+    gaussians.active_sh_degree, gaussians.active_sh_degree_t = 3, 1
+    camera_center = torch.tensor([1.2, -0.4, 0.5])
+    t = 0.07
+    with torch.no_grad():
+        sliced = gaussians.slice(t, camera_center, min_marginal=0.0)
+        coeffs = torch.cat([gaussians.params["sh_dc"], gaussians.params["sh_rest"]], 1)[sliced.index]
+        dirs = sliced.means - camera_center
+        constant = gsplat_torch._spherical_harmonics(3, dirs, coeffs[:, :16])
+        varying = gsplat_torch._spherical_harmonics(3, dirs, coeffs[:, 16:])
+        phase = torch.cos(2 * math.pi * (gaussians.params["t"][sliced.index, 0] - t) / gaussians.time_duration)
+        expected = (constant + phase[:, None] * varying + 0.5).clamp_min(0)
+    assert (expected > 0).all(-1).any() and (expected == 0).any()
+    torch.testing.assert_close(sliced.colors, expected, atol=1e-5, rtol=0)
+
+
+def test_time_harmonics_open_with_the_spatial_degrees():
+    """Both colour degrees rise at each step, so --sh_degree_t takes effect from the first step
+    (4DGS opens it only after spatial degree 3)."""
+    gaussians = _gaussians(2, sh_degree=3, sh_degree_t=2)
+    steps = []
+    for _ in range(4):
+        gaussians.oneup_sh_degree()
+        steps.append((gaussians.active_sh_degree, gaussians.active_sh_degree_t))
+    assert steps == [(1, 1), (2, 2), (3, 2), (3, 2)]
 
 
 def test_time_harmonic_changes_colour_with_time():

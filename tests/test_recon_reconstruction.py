@@ -22,9 +22,9 @@ from recon.gaussians import Gaussians4D
 from recon.loss import psnr
 from recon.pipeline import reconstruct
 from recon.ply import export_ply, ply_attributes, read_ply
-from recon.rasterizer import rasterize_reference
+from recon.fast_rasterizer import rasterize_fast
 from recon.render import evaluate_test_views
-from recon.synthetic import quick_config, write_dataset
+from recon.synthetic import default_scene, quick_config, write_dataset
 from recon.trainer import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train
 from utils.errors import UserError
 
@@ -56,8 +56,8 @@ def corrupted_data(tmp_path_factory):
 
 def _held_out_psnr(data, confidence, out_dir, iterations=ITERATIONS):
     dataset = load_dataset(data, confidence, holdout=True)
-    gaussians = train(dataset, out_dir, quick_config(iterations), rasterize_reference, "cpu", seed=0, log=lambda _: None)
-    return evaluate_test_views(gaussians, dataset, out_dir, rasterize_reference, torch.ones(3))["psnr"], dataset
+    gaussians = train(dataset, out_dir, quick_config(iterations), rasterize_fast, "cpu", seed=0, log=lambda _: None)
+    return evaluate_test_views(gaussians, dataset, out_dir, rasterize_fast, torch.ones(3))["psnr"], dataset
 
 
 def test_synthetic_scene_is_reconstructed_from_the_converter_cameras(clean_data, tmp_path):
@@ -89,15 +89,15 @@ class _Interrupt(Exception):
 def test_resume_continues_bit_for_bit(clean_data, tmp_path):
     dataset = load_dataset(clean_data, "ssim", resolution=2)
     config = _resume_config(20)
-    straight = train(dataset, tmp_path / "a", config, rasterize_reference, "cpu", seed=3, log=lambda _: None)
+    straight = train(dataset, tmp_path / "a", config, rasterize_fast, "cpu", seed=3, log=lambda _: None)
 
     def stop_at_10(iteration, _):
         if iteration == 10:
             raise _Interrupt
     with pytest.raises(_Interrupt):
-        train(dataset, tmp_path / "b", config, rasterize_reference, "cpu", seed=3, log=lambda _: None, callback=stop_at_10)
+        train(dataset, tmp_path / "b", config, rasterize_fast, "cpu", seed=3, log=lambda _: None, callback=stop_at_10)
     assert load_checkpoint(tmp_path / "b" / CHECKPOINT_NAME)["iteration"] == 10
-    resumed = train(dataset, tmp_path / "b", config, rasterize_reference, "cpu", seed=3, resume=True, log=lambda _: None)
+    resumed = train(dataset, tmp_path / "b", config, rasterize_fast, "cpu", seed=3, resume=True, log=lambda _: None)
     assert len(resumed) == len(straight)
     for name, param in straight.params.items():
         assert torch.equal(param, resumed.params[name]), name
@@ -144,6 +144,7 @@ def test_reconstruct_writes_every_output_and_renders_from_the_checkpoint(clean_d
     metrics = reconstruct(clean_data, out, config, confidence="ssim", resolution=2, device="cpu", holdout=True,
                           ply_times=[0.0, 0.05], video_frames=4, log=lambda _: None)
     assert metrics["num_views"] == 12 and metrics["psnr"] > 15
+    assert metrics["measures"] == "held out" and all(v["held_out"] for v in metrics["views"].values())
     assert len(list((out / "renders" / "test").glob("*.png"))) == 12
     for name in ["checkpoint.pt", "config.json", "renders/test/metrics.json", "videos/orbit.mp4",
                  "videos/time_view00.mp4", "ply/time_0.0000.ply", "ply/time_0.0500.ply", "previews/iter_000030.png"]:
@@ -151,6 +152,34 @@ def test_reconstruct_writes_every_output_and_renders_from_the_checkpoint(clean_d
     again = reconstruct(clean_data, out, config, resolution=2, device="cpu", holdout=True, render_only=True,
                         video_frames=0, log=lambda _: None)
     assert again["psnr"] == pytest.approx(metrics["psnr"])
+
+
+def test_metrics_of_a_model_trained_on_every_view_say_seen_in_training(clean_data, tmp_path):
+    """--no-eval trains on the test views too: the metrics say so, and so does a later --render_only
+    run with the default --eval (the checkpoint knows its training views)."""
+    out = tmp_path / "out"
+    config = quick_config(4, num_points=100)
+    lines = []
+    metrics = reconstruct(clean_data, out, config, resolution=2, device="cpu", holdout=False, video_frames=0,
+                          ply_times=[], log=lines.append)
+    assert metrics["measures"] == "seen in training" and not any(v["held_out"] for v in metrics["views"].values())
+    assert any(line.startswith("test views (seen in training): PSNR") for line in lines)
+    again = reconstruct(clean_data, out, config, resolution=2, device="cpu", render_only=True, video_frames=0,
+                        ply_times=[], log=lambda _: None)
+    assert again["measures"] == "seen in training"
+
+
+def test_time_varying_colour_trains_under_the_default_schedule(tmp_path):
+    """With sh_degree 3 and sh_degree_t 1, the first colour step opens time harmonic 1 (4DGS's order
+    would wait for spatial degree 3), and its coefficients learn the colour change of the scene."""
+    data = write_dataset(tmp_path / "data", size=16, num_frames=3, scene=default_scene(3, color_change=0.8))
+    dataset = load_dataset(data, "none")
+    config = TrainConfig(iterations=30, num_points=200, sh_degree=3, sh_degree_t=1, sh_increase_interval=10,
+                         preview_every=0, checkpoint_every=0, feature_lr=0.01)
+    gaussians = train(dataset, tmp_path / "out", config, rasterize_fast, "cpu", log=lambda _: None)
+    assert (gaussians.active_sh_degree, gaussians.active_sh_degree_t) == (3, 1)
+    time_block = gaussians.params["sh_rest"].detach()[:, 15:]  # harmonic 1: coefficients 16..31 of 32
+    assert time_block.abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("kwargs, message", [
