@@ -14,6 +14,7 @@ import argparse
 from evaluation import protocol
 from evaluation.pipeline import EvalOptions, WeightPaths, evaluate, evaluate_recon
 from evaluation.render import CameraSettings
+from recon.backends import RASTERIZERS
 from utils.cli import run_main
 from utils.devices import resolve_device
 from utils.errors import UserError
@@ -38,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     render.add_argument("--gt_distance", type=float, default=protocol.GT_DISTANCE, help=f"ground-truth camera distance, in the reconstruction's units (default {protocol.GT_DISTANCE}, Consistent4D's)")
     render.add_argument("--gt_fovy", type=float, default=protocol.GT_FOVY_DEG, help=f"ground-truth vertical field of view in degrees (default {protocol.GT_FOVY_DEG})")
     render.add_argument("--input_elevation", type=float, default=0.0, help="elevation of the input view in degrees, as given to generate.py --elevation (default 0)")
-    render.add_argument("--rasterizer", default="auto", choices=["auto", "torch", "gsplat"], help="auto: gsplat on CUDA when installed")
+    render.add_argument("--rasterizer", default="auto", choices=RASTERIZERS, help="auto: gsplat on CUDA when installed")
     weights = parser.add_argument_group("weights (never downloaded; see the README)")
     weights.add_argument("--model_path", default=None, help="I3D-400 for FVD, i3d_pretrained_400.pt (default ckpt/i3d_pretrained_400.pt)")
     weights.add_argument("--lpips_vgg", default=None, help="torchvision's vgg16-397923af.pth (default: torch hub's checkpoints cache)")

@@ -27,8 +27,9 @@ from PIL import Image
 
 from evaluation.layout import list_objects, read_image, view_dir
 from evaluation.protocol import GT_DISTANCE, GT_FOVY_DEG, NUM_VIEWS, VIEW_AZIMUTHS_DEG, VIEW_ELEVATION_DEG
+from recon.backends import select_rasterizer
 from recon.gaussians import Gaussians4D
-from recon.rasterizer import Camera, Rasterizer, select_rasterizer
+from recon.rasterizer import Camera, Rasterizer
 from recon.render import render_gaussians, to_uint8
 from recon.trainer import CHECKPOINT_NAME, load_checkpoint
 from utils.cameras import look_at_w2c

@@ -3,27 +3,14 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-
 from recon.backends import select_rasterizer
 from recon.dataset import load_dataset
 from recon.gaussians import Gaussians4D
 from recon.render import render_outputs, split_label
 from recon.trainer import CHECKPOINT_NAME, TrainConfig, load_checkpoint, train
+from utils.devices import resolve_device
 from utils.errors import UserError
 from utils.images import write_json
-
-
-def check_device(device: str) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device '{device}' is not a device; use cpu or cuda (cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available to PyTorch here; use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {device}: only cpu and cuda are supported")
-    return dev
 
 
 def reconstruct(
@@ -45,7 +32,7 @@ def reconstruct(
     """Reconstruct ``data`` (a data_convertor.py output) into ``output``; return the test metrics.
     ``holdout`` keeps the test views out of training where the data allow it; with ``render_only``
     the checkpoint's own training views decide which test views count as held out."""
-    dev = check_device(device)
+    dev = resolve_device(device)
     raster = select_rasterizer(rasterizer, dev, warn=log)
     output = Path(output)
     state = load_checkpoint(output / CHECKPOINT_NAME) if render_only else None

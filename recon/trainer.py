@@ -28,6 +28,7 @@ from recon.loss import reconstruction_loss
 from recon.rasterizer import Rasterizer
 from recon.render import render_gaussians, to_uint8
 from utils.errors import UserError
+from utils.safe_load import UnsafeCheckpointError, safe_torch_load
 from utils.images import atomic_path, write_png
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -144,7 +145,9 @@ def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"--resume: no checkpoint at {path}; run without --resume to start training")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_torch_load(path)
+    except UnsafeCheckpointError as err:
+        raise UserError(f"checkpoint {err}") from None
     except Exception as err:  # a truncated or foreign file: say which
         raise UserError(f"cannot read checkpoint {path} ({type(err).__name__}); delete it and train again") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:

@@ -42,13 +42,3 @@ def tiny_model(reference_dir):
 
     return load_checkpoint(build_model(load_config(REPO_ROOT / "configs/tiny.yaml")),
                            reference_dir / "fixtures/tiny/state_dict.pt")
-
-
-@pytest.fixture
-def one_intra_op_thread():
-    """In-process network runs use one thread: identical results, and no stalls when other
-    processes compete for the two cores (every small op then waits for a descheduled thread)."""
-    from rife.model import intra_op_threads
-
-    with intra_op_threads(1):
-        yield

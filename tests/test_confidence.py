@@ -1,6 +1,6 @@
-"""Stage 4 (video_confidence.py, confidence/maps.py) vs the reference confidence maps."""
+"""Stage 4 (video_confidence.py, confidence/maps.py): the batched path against the original's loop, the
+script end to end, user errors. Parity with the original's maps is in test_parity.py."""
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,68 +9,20 @@ import numpy as np
 import pytest
 
 import video_confidence
-from rife.model import intra_op_threads, load_flownet
+from rife.model import load_flownet
 from utils.cli import run_main
 from confidence.maps import confidence_maps, confidence_maps_per_view
 from utils.images import read_rgb, write_png
 from tolerances import uint8_close
 from tools.parity.tolerances import CONFIDENCE_UINT8
 
-NUM_FRAMES = 6  # the fixture's video
-
-
-@pytest.fixture(autouse=True)
-def one_intra_op_thread():
-    """In-process network runs use one thread: identical results, and no stalls when other
-    processes compete for the two cores (every small op then waits for a descheduled thread)."""
-    with intra_op_threads(1):
-        yield
-
-
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
 
 
 @pytest.fixture(scope="module")
-def fixture_data(reference_dir) -> Path:
-    return reference_dir / "fixtures" / "confidence" / "data"
-
-
-@pytest.fixture(scope="module")
 def rife_dir(reference_dir) -> Path:
     return reference_dir / "fixtures" / "rife"
-
-
-@pytest.fixture(scope="module")
-def script_run(fixture_data, rife_dir, repo_root, tmp_path_factory) -> Path:
-    """One run of video_confidence.py on a copy of the fixture's 6 input grids (shared by the tests below)."""
-    root = tmp_path_factory.mktemp("confidence")
-    (root / "data").mkdir()
-    for k in range(NUM_FRAMES):
-        shutil.copy(fixture_data / f"{k:02d}.png", root / "data")
-    subprocess.run([sys.executable, "video_confidence.py", "--root_path", str(root), "--model", str(rife_dir),
-                    "--device", "cpu"], cwd=repo_root, check=True, capture_output=True)
-    return root
-
-
-def test_script_writes_the_reference_maps(script_run, fixture_data):
-    written = sorted(p.name for p in (script_run / "data" / "conf_map").iterdir())
-    assert written == sorted(p.name for p in (fixture_data / "conf_map").iterdir())
-    for name in written:
-        got = read_rgb(script_run / "data" / "conf_map" / name)[..., 0]
-        ref = read_rgb(fixture_data / "conf_map" / name)[..., 0]
-        uint8_close(got, ref, CONFIDENCE_UINT8)
-
-
-def test_script_leaves_inputs_unchanged(script_run, fixture_data):
-    assert digest(script_run / "data") == digest(fixture_data)
-
-
-def test_first_and_last_frames_are_fully_confident(script_run):
-    for k in (0, NUM_FRAMES - 1):
-        for kind in ("ssim", "rgb"):
-            conf = read_rgb(script_run / "data" / "conf_map" / f"{k:02d}_{kind}.png")
-            assert conf.shape[:2] == (256, 4096) and (conf == 255).all()
 
 
 def tiny_strips(num_frames: int, size: int) -> list[np.ndarray]:
@@ -99,8 +51,11 @@ def test_batched_path_equals_per_view_reference(rife_dir):
 
 
 def test_tiny_64px_strips_through_the_script(rife_dir, repo_root, tmp_path):
+    """The script end to end (its parity on the fixture's frames is in test_parity.py): a map per frame and
+    kind, the first and last frames fully confident, the input frames untouched."""
     for k, strip in enumerate(tiny_strips(4, 64)):
         write_png(tmp_path / "data" / f"{k:02d}.png", strip)
+    inputs = digest(tmp_path / "data")
     subprocess.run([sys.executable, "video_confidence.py", "--root_path", str(tmp_path), "--model", str(rife_dir),
                     "--device", "cpu"], cwd=repo_root, check=True, capture_output=True)
     for k in range(4):
@@ -108,6 +63,7 @@ def test_tiny_64px_strips_through_the_script(rife_dir, repo_root, tmp_path):
             conf = read_rgb(tmp_path / "data" / "conf_map" / f"{k:02d}_{kind}.png")[..., 0]
             assert conf.shape == (64, 1024)
             assert (conf == 255).all() == (k in (0, 3))
+    assert digest(tmp_path / "data") == inputs
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> str:

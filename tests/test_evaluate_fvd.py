@@ -10,9 +10,6 @@ from evaluation.layout import composite_on_white
 from utils.errors import UserError
 
 
-pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
 def test_frechet_distance_equal_covariances_is_squared_mean_distance():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(6, 6))

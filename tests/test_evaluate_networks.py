@@ -13,9 +13,6 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
 def _frames(seed: int, n: int = 2, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     gt = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)

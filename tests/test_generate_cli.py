@@ -92,8 +92,7 @@ def test_generate_user_mistakes(repo_root, tmp_path, monkeypatch, capsys, proble
     assert not (tmp_path / "out").exists()
 
 
-def test_generate_attention_flag_picks_the_path_and_both_agree(repo_root, tmp_path, monkeypatch,
-                                                                one_intra_op_thread):
+def test_generate_attention_flag_picks_the_path_and_both_agree(repo_root, tmp_path, monkeypatch):
     """--attention sdpa runs the folded depth attention; its images match the plain path's."""
     from ldm.modules.attention import DepthAttention
     from ldm.pipeline import generate_frames

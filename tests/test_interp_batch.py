@@ -18,9 +18,6 @@ from tolerances import uint8_close
 SIZE = 32  # view size of the synthetic strips: 32 x 512, already a multiple of 32
 
 
-pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
 @pytest.fixture(scope="module")
 def rife_dir(reference_dir) -> Path:
     return reference_dir / "fixtures" / "rife"

@@ -18,7 +18,7 @@ def reference(request, reference_dir):
 
 
 @pytest.mark.parametrize("stage", list(CHECKS))
-def test_stage_matches_the_original_within_tolerance(reference, stage, one_intra_op_thread):
+def test_stage_matches_the_original_within_tolerance(reference, stage):
     deviations = run_check(reference, stage)
     if not deviations:
         pytest.skip(f"{stage} compares free-running samples, whose noise the fixtures drew on the CPU")

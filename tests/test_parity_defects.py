@@ -35,7 +35,7 @@ def run_check_with(reference, check):
         return check(reference)
 
 
-def test_a_wrong_get_w_row_fails_the_guided_step(reference, monkeypatch, one_intra_op_thread):
+def test_a_wrong_get_w_row_fails_the_guided_step(reference, monkeypatch):
     assert _worst(_steps(reference)) <= 1
 
     def wrong_row(frame_num, is_cyc):
@@ -46,11 +46,11 @@ def test_a_wrong_get_w_row_fails_the_guided_step(reference, monkeypatch, one_int
     assert _worst(_steps(reference)) > 1
 
 
-def test_swapped_guidance_scales_fail_the_guided_step(reference, one_intra_op_thread):
+def test_swapped_guidance_scales_fail_the_guided_step(reference):
     assert _worst(_steps(reference, {"main": (tuple(reversed(DG)), 4, True)})) > 1
 
 
-def test_one_random_draw_out_of_order_fails_the_sample(reference, monkeypatch, one_intra_op_thread):
+def test_one_random_draw_out_of_order_fails_the_sample(reference, monkeypatch):
     """The first DDIM step draws its noise twice: every later draw comes one place late."""
     step = SyncDDIMSampler.ddim_step
     drawn = []
@@ -64,7 +64,7 @@ def test_one_random_draw_out_of_order_fails_the_sample(reference, monkeypatch, o
     assert drawn and _worst(deviations, "x_t") > 1 and _worst(deviations, "grid") > 1
 
 
-def test_a_transposed_camera_fails_the_volumes(reference, monkeypatch, one_intra_op_thread):
+def test_a_transposed_camera_fails_the_volumes(reference, monkeypatch):
     model = reference.tiny_model
     poses = model.poses.clone()
     poses[:, :3, :3] = poses[:, :3, :3].transpose(1, 2)
@@ -87,7 +87,7 @@ def test_a_wrong_ssim_window_fails_the_ssim_maps(reference, monkeypatch):
     assert _worst(run_check_with(reference, check_ssim), "map") > 1
 
 
-def test_a_left_out_pair_fails_the_confidence_maps(reference, monkeypatch, one_intra_op_thread):
+def test_a_left_out_pair_fails_the_confidence_maps(reference, monkeypatch):
     """Frames 2 and 3 of 6 lose their (k-2, k+2) pair, as if the middle frames scored like the second."""
     offsets = confidence.maps.pair_offsets
     monkeypatch.setattr(confidence.maps, "pair_offsets", lambda frame, num_frames: offsets(frame, num_frames)[:1])

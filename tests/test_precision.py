@@ -26,7 +26,7 @@ def _sample(model, batch, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
-def test_stored_weights_sample_bit_for_bit_like_autocast(tiny_random_model, tmp_path, one_intra_op_thread, dtype):
+def test_stored_weights_sample_bit_for_bit_like_autocast(tiny_random_model, tmp_path, dtype):
     size = tiny_random_model.image_size
     make_video(tmp_path, num_frames=1, size=size, seed=0)
     batch = prepare_inputs(tmp_path, 0.0, crop_size=size * 3 // 4, image_size=size, frame_num=1)

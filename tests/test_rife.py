@@ -16,9 +16,6 @@ from utils.errors import UserError
 from tolerances import uint8_close
 
 
-pytestmark = pytest.mark.usefixtures("one_intra_op_thread")
-
-
 @pytest.fixture(scope="module")
 def rife_dir(reference_dir: Path) -> Path:
     return reference_dir / "fixtures" / "rife"

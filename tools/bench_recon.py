@@ -24,12 +24,12 @@ import torch
 from recon.backends import RASTERIZERS, select_rasterizer
 from recon.dataset import ReconDataset, load_dataset
 from recon.gaussians import Gaussians4D
-from recon.pipeline import check_device
 from recon.rasterizer import Rasterizer
 from recon.render import render_gaussians, split_label, to_uint8
 from recon.synthetic import default_scene, quick_config, write_dataset
 from recon.trainer import TrainConfig, train
 from utils.cli import run_main
+from utils.devices import resolve_device
 from utils.images import write_json, write_png
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = check_device(args.device)
+    device = resolve_device(args.device)
     rasterizers = [select_rasterizer(name, device) for name in args.rasterizer]
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ from unittest import mock
 import numpy as np
 import torch
 
-from confidence.maps import as_batch, confidence_maps, strip_views
+from confidence.maps import as_batch, strip_views, write_confidence_maps
 from convert.dataset import convert_dataset
 from ldm.checkpoint import load_checkpoint
 from ldm.data import prepare_frames, select_frames
@@ -315,16 +315,20 @@ def check_ssim(ref: Reference) -> list[Deviation]:
 
 
 def check_confidence(ref: Reference) -> list[Deviation]:
-    """The confidence maps of the fixture's 6 frames (uint8 PNGs), and frame 2 view 0's warps and SSIM map."""
+    """The confidence maps of the fixture's 6 frames as video_confidence.py writes them (uint8 PNGs), and
+    frame 2 view 0's warps and SSIM map."""
     data = ref.root / "fixtures" / "confidence" / "data"
     paths = sorted(data.glob("[0-9][0-9].png"))
-    strips = [read_rgb(p) for p in paths]
     out = []
-    for k, ssim_conf, rgb_conf in confidence_maps(strips, ref.flownet):
-        out.append(compare("confidence", f"{k:02d}_ssim.png", ssim_conf, read_gray(data / "conf_map" /
-                                                                                    f"{k:02d}_ssim.png"), CONFIDENCE_UINT8))
-        out.append(compare("confidence", f"{k:02d}_rgb.png", rgb_conf, read_gray(data / "conf_map" /
-                                                                                  f"{k:02d}_rgb.png"), CONFIDENCE_UINT8))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "data").mkdir()
+        for path in paths:
+            shutil.copy(path, Path(tmp) / "data")
+        written = write_confidence_maps(tmp, ref.root / "fixtures" / "rife", ref.device)
+        for name in sorted(p.name for p in (data / "conf_map").glob("*.png")):
+            got = read_gray(written / name) if (written / name).is_file() else np.zeros(0, np.uint8)
+            out.append(compare("confidence", name, got, read_gray(data / "conf_map" / name), CONFIDENCE_UINT8))
+    strips = [read_rgb(p) for p in paths]
     record = ref.fixture("confidence.pt")
     frame, view = record["meta"]["debug_frame_view"]
     views = {k: strip_views(strips[k], 16, ref.device)[view] for k in range(frame - 2, frame + 3)}
