@@ -6,11 +6,10 @@ from tools.bench_chain import main
 
 def test_chain_bench_times_every_stage_and_its_start_up(tmp_path, capsys):
     out = tmp_path / "chain.json"
-    main(["--frames", "2", "--size", "64", "--sample_steps", "2", "--recon_iterations", "10", "--recon_resolution", "2",
-          "--json", str(out)])
+    main(["--frames", "2", "--size", "64", "--sample_steps", "2", "--no-recon", "--json", str(out)])
     result = json.loads(out.read_text())
     stages = [r["stage"] for r in result["rows"]]
-    assert stages == ["preflight", "generate", "interpolate", "assemble", "confidence", "convert", "reconstruct"]
+    assert stages == ["preflight", "generate", "interpolate", "assemble", "confidence", "convert"]
     for row in result["rows"][1:]:
         assert 0 < row["startup_s"] < row["wall_s"] and row["compute_s"] > 0 and row["peak_gpu_gib"] is None
     loads = {r["stage"]: r["loading_s"] for r in result["rows"][1:]}

@@ -91,5 +91,5 @@ def test_a_left_out_pair_fails_the_confidence_maps(reference, monkeypatch):
     """Frames 2 and 3 of 6 lose their (k-2, k+2) pair, as if the middle frames scored like the second."""
     offsets = confidence.maps.pair_offsets
     monkeypatch.setattr(confidence.maps, "pair_offsets", lambda frame, num_frames: offsets(frame, num_frames)[:1])
-    deviations = run_check_with(reference, check_confidence)
+    deviations = run_check_with(reference, lambda ref: check_confidence(ref, num_views=2))
     assert _worst(deviations, "02_") > 1 and _worst(deviations, "03_") > 1
