@@ -20,7 +20,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash tools/demo.sh
 
 test: $(STAMP)
-	$(PY) -m pytest tests -q -n 2 --dist loadscope
+	$(PY) -m pytest tests -q -n 2 --dist worksteal
 
 clean-demo:
 	rm -rf data/demo output/demo recon_data/demo recon_out/demo

@@ -14,3 +14,10 @@ def test_utils_imports_no_model_or_stage_package(repo_root):
     out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)
     assert len(modules) >= 8
     assert out.stdout.strip() == "[]"
+
+
+def test_run_sh_checks_import_no_clip(repo_root):
+    """The preflight (and every stage that builds no CLIP) skips open_clip's 1.5 s import: a typo costs a second."""
+    code = "import sys, tools.preflight, ldm.pipeline\nprint('open_clip' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

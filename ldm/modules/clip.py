@@ -8,7 +8,6 @@ text_projection, logit_scale) stay, because the checkpoint stores them.
 """
 from typing import Optional
 
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +26,8 @@ def build_openai_clip(embed_dim: int, image_resolution: int, vision_layers: int,
                       transformer_heads: int, transformer_layers: int) -> nn.Module:
     """open_clip ``CLIP`` with OpenAI CLIP's architecture (64-channel heads, QuickGELU) and without the
     text transformer. The arguments are those OpenAI's ``clip.model.build_model`` reads from a checkpoint."""
+    import open_clip  # here, not at the top: it takes 1.5 s to import, which every run.sh check would pay
+
     vision_cfg = open_clip.model.CLIPVisionCfg(layers=vision_layers, width=vision_width, head_width=64,
                                                patch_size=vision_patch_size, image_size=image_resolution)
     text_cfg = open_clip.model.CLIPTextCfg(context_length=context_length, vocab_size=vocab_size,
