@@ -14,7 +14,7 @@ from utils.cli import run_main
 from confidence.maps import confidence_maps, confidence_maps_per_view
 from utils.images import read_rgb, write_png
 from tolerances import uint8_close
-from tools.parity.tolerances import CONFIDENCE_UINT8
+from tools.parity.tolerances import NETWORK_UINT8
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.png"))}
@@ -46,8 +46,8 @@ def test_batched_path_equals_per_view_reference(rife_dir):
     reference = list(confidence_maps_per_view(strips, load_flownet(rife_dir, plain_kernels=True)))
     assert [k for k, *_ in batched] == [k for k, *_ in reference] == list(range(5))
     for (_, ssim_b, rgb_b), (_, ssim_r, rgb_r) in zip(batched, reference):
-        uint8_close(ssim_b, ssim_r, CONFIDENCE_UINT8)
-        uint8_close(rgb_b, rgb_r, CONFIDENCE_UINT8)
+        uint8_close(ssim_b, ssim_r, NETWORK_UINT8)
+        uint8_close(rgb_b, rgb_r, NETWORK_UINT8)
 
 
 def test_tiny_64px_strips_through_the_script(rife_dir, repo_root, tmp_path):

@@ -14,6 +14,7 @@ from rife.model import chunked_inference, inference, load_flownet, pad_to_multip
 from rife.warp import warp
 from utils.errors import UserError
 from tolerances import uint8_close
+from tools.parity.tolerances import NETWORK_UINT8
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_pair_script_writes_fixture_images(case, record, rife_dir, repo_root, tm
     # The fixture read the files back with cv2 (BGR); our files are ordinary RGB PNGs.
     saved_rgb = rec["saved_bgr_uint8"].numpy()[..., ::-1]
     got = np.stack([np.asarray(Image.open(out / name)) for name in rec["written_files"]])
-    uint8_close(got, saved_rgb)
+    uint8_close(got, saved_rgb, NETWORK_UINT8)
     np.testing.assert_array_equal(got[[0, 4]], rec["input_rgb_uint8"].numpy())
 
 

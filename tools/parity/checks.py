@@ -29,7 +29,7 @@ from ldm.pipeline import to_strips
 from rife.interpolate import interpolation_schedule, read_cv2_order, to_tensor, to_uint8
 from rife.model import chunked_inference, inference, load_flownet, pad_to_multiple
 from tools.parity.compare import Deviation, compare
-from tools.parity.tolerances import (CONFIDENCE_UINT8, EXACT, GUIDED_STEP, IMAGES, JSON_NUMBERS, LATENTS, NETWORK,
+from tools.parity.tolerances import (EXACT, GUIDED_STEP, IMAGES, JSON_NUMBERS, LATENTS, NETWORK, NETWORK_UINT8,
                                      SCHEDULE, SSIM_MAP, UINT8)
 from utils.images import read_gray, read_rgb, write_png
 from utils.ssim import ssim
@@ -296,7 +296,7 @@ def check_rife(ref: Reference) -> list[Deviation]:
                        NETWORK))
     height, width = case["input_rgb_uint8"].shape[1:3]
     out.append(compare("rife", "cycle2 files (uint8 BGR)", to_uint8(torch.cat(frames), height, width),
-                       case["saved_bgr_uint8"], UINT8))
+                       case["saved_bgr_uint8"], NETWORK_UINT8))
     return out
 
 
@@ -330,7 +330,7 @@ def check_confidence(ref: Reference, num_views: int = 16) -> list[Deviation]:
             expected = read_gray(data / "conf_map" / name)
             got = read_gray(written / name) if (written / name).is_file() else np.zeros(0, np.uint8)
             out.append(compare("confidence", name, got, expected[:, :num_views * expected.shape[0]],
-                               CONFIDENCE_UINT8))
+                               NETWORK_UINT8))
     strips = [read_rgb(p) for p in paths]
     record = ref.fixture("confidence.pt")
     frame, view = record["meta"]["debug_frame_view"]
