@@ -40,6 +40,8 @@ cd "$(dirname "$0")"
 : "${RECON:=0}"                               # 1 adds stage 6, the 4D Gaussian reconstruction
 : "${RECON_ITERATIONS:=3000}"
 : "${RECON_RESOLUTION:=1}"
+: "${RECON_EVAL:=1}"                          # 1 holds the test views out of stage 6's training; 0 trains on all 16
+: "${RECON_VIDEO_FRAMES:=120}"                # frames of each stage 6 turntable video; 0: no videos
 : "${FORCE:=0}"
 : "${DATA_ROOT:=data}"
 : "${OUTPUT_ROOT:=output}"
@@ -70,9 +72,10 @@ if [ -n "$VIDEO" ]; then
 else
     [ -d "$DATA_ROOT/$DATA_NAME" ] || fail "input folder $DATA_ROOT/$DATA_NAME does not exist; put RGBA PNG frames there (see data/README.md)"
 fi
-for flag in SMOOTH_FILTER DECOMPOSED_SAMPLING INTERP PER_VIEW RECON FORCE; do
+for flag in SMOOTH_FILTER DECOMPOSED_SAMPLING INTERP PER_VIEW RECON RECON_EVAL FORCE; do
     [[ ${!flag} == 0 || ${!flag} == 1 ]] || fail "$flag must be 0 or 1, got '${!flag}'"
 done
+[[ $RECON_VIDEO_FRAMES =~ ^[0-9]+$ ]] || fail "RECON_VIDEO_FRAMES must be a whole number (0: no videos), got '$RECON_VIDEO_FRAMES'"
 [[ $PRECISION =~ ^(|fp16|bf16|fp32)$ ]] || fail "PRECISION must be fp16, bf16, fp32 or empty, got '$PRECISION'"
 [[ $ATTENTION =~ ^(|auto|sdpa|plain)$ ]] || fail "ATTENTION must be auto, sdpa, plain or empty, got '$ATTENTION'"
 
@@ -169,8 +172,11 @@ stage assemble "$PYTHON" concat_video.py --root_path "$OUTPUT" --num_frames "$N_
 stage confidence "$PYTHON" video_confidence.py --root_path "$OUTPUT" --model "$RIFE_MODEL" --device "$DEVICE"
 stage convert "$PYTHON" data_convertor.py --input "$OUTPUT" --output "$OUTPUT_RECON" --confidence
 if [ "$RECON" = 1 ]; then
+    recon_eval=--eval
+    [ "$RECON_EVAL" = 0 ] && recon_eval=--no-eval
     stage reconstruct "$PYTHON" reconstruct.py --data "$OUTPUT_RECON" --output "$RECON_OUT_ROOT/$OUTPUT_NAME" \
-        --iterations "$RECON_ITERATIONS" --resolution "$RECON_RESOLUTION" --device "$DEVICE" --seed "$SEED"
+        --iterations "$RECON_ITERATIONS" --resolution "$RECON_RESOLUTION" --device "$DEVICE" --seed "$SEED" \
+        "$recon_eval" --video_frames "$RECON_VIDEO_FRAMES"
 fi
 
 echo "=== all stages done in $((SECONDS - run_start)) s"

@@ -13,8 +13,11 @@ from utils.safe_load import UnsafeCheckpointError, safe_torch_load
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 LPIPS_HEADS_URL = "https://github.com/richzhang/PerceptualSimilarity (lpips/weights/v0.1/vgg.pth; `pip install lpips` ships it)"
-CLIP_HUB_REPO = "timm/vit_base_patch32_clip_224.openai"
-CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+# OpenAI's CLIP ViT-B/32 in open_clip's format, then the Hugging Face copy the official script loads.
+CLIP_HUB_FILES = (
+    ("timm/vit_base_patch32_clip_224.openai", ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")),
+    ("openai/clip-vit-base-patch32", ("model.safetensors", "pytorch_model.bin")),
+)
 I3D_DEFAULT = Path("ckpt/i3d_pretrained_400.pt")
 I3D_URL = "https://drive.google.com/file/d/1J8w3fGj6H6kmcW9G8Ff6tRQofblaG5Vn/view (the link in the Consistent4D README, from DisCo)"
 
@@ -43,17 +46,20 @@ def lpips_heads(path: str | None = None) -> Path:
 
 
 def clip(path: str | None = None) -> Path:
-    """OpenAI CLIP ViT-B/32 as an open_clip state dict, by default from the Hugging Face cache."""
+    """OpenAI CLIP ViT-B/32 (open_clip or Hugging Face state dict), by default from the Hugging Face cache."""
+    repo, files = CLIP_HUB_FILES[0]
     if path:
-        return _require(Path(path), "CLIP ViT-B/32", "--clip_model", f"https://huggingface.co/{CLIP_HUB_REPO}")
+        return _require(Path(path), "CLIP ViT-B/32", "--clip_model", f"https://huggingface.co/{repo}")
     from huggingface_hub import try_to_load_from_cache
 
-    for name in CLIP_FILES:
-        cached = try_to_load_from_cache(CLIP_HUB_REPO, name)
-        if isinstance(cached, str):
-            return Path(cached)
-    raise UserError(f"CLIP ViT-B/32 weights not found in the Hugging Face cache ({CLIP_HUB_REPO}); "
-                    f"download {CLIP_FILES[0]} from https://huggingface.co/{CLIP_HUB_REPO}, or pass --clip_model FILE")
+    for cached_repo, names in CLIP_HUB_FILES:
+        for name in names:
+            cached = try_to_load_from_cache(cached_repo, name)
+            if isinstance(cached, str):
+                return Path(cached)
+    searched = " or ".join(r for r, _ in CLIP_HUB_FILES)
+    raise UserError(f"CLIP ViT-B/32 weights not found in the Hugging Face cache ({searched}); "
+                    f"download {files[0]} from https://huggingface.co/{repo}, or pass --clip_model FILE")
 
 
 def i3d(path: str | None = None) -> Path:

@@ -5,6 +5,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ("metric_weights",)  # random weight files for evaluate.py's networks
+
 
 def pytest_configure(config):
     """One thread per test process, for it and the scripts it starts: ``make test`` runs two pytest

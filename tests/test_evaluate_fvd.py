@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from evaluation.fvd import FVDMetric, fvd_from_features, frechet_distance, read_video
-from evaluation.i3d import InceptionI3d, same_padding
+from evaluation.i3d import same_padding
 from evaluation.layout import composite_on_white
 from utils.errors import UserError
 
@@ -67,19 +67,6 @@ def test_same_padding_gives_ceil_of_size_over_stride(size, kernel, stride):
     x = torch.ones(1, 1, size, size, size)
     out = torch.nn.functional.max_pool3d(same_padding(x, (kernel,) * 3, (stride,) * 3), kernel, stride)
     assert out.shape[2:] == ((size + stride - 1) // stride,) * 3
-
-
-@pytest.fixture(scope="module")
-def i3d_file(tmp_path_factory):
-    torch.manual_seed(0)
-    network = InceptionI3d()
-    for module in network.modules():  # non-trivial batch-norm statistics, as a trained file has
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("i3d") / "i3d_pretrained_400.pt"
-    torch.save(network.state_dict(), path)
-    return network.eval(), path
 
 
 def _clip(folder, seed, frames=2):

@@ -1,4 +1,6 @@
 """LPIPS and CLIP loaded from weight files, against independent computations with the same random weights."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,26 +20,6 @@ def _frames(seed: int, n: int = 2, size: int = 64) -> tuple[np.ndarray, np.ndarr
     gt = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     pred = np.clip(gt.astype(int) + rng.integers(-60, 61, gt.shape), 0, 255).astype(np.uint8)
     return pred, gt
-
-
-@pytest.fixture(scope="module")
-def lpips_files(tmp_path_factory):
-    """A random lpips.LPIPS(vgg) and its weights split the way they are published: a torchvision
-    VGG16 file (features.* plus a classifier we must ignore) and LPIPS' heads file."""
-    import lpips
-
-    torch.manual_seed(0)
-    reference = lpips.LPIPS(net="vgg", pretrained=False, pnet_rand=True, verbose=False).eval()
-    for k, lin in enumerate(reference.lins):
-        lin.model[1].weight.data = torch.rand_like(lin.model[1].weight)  # heads are non-negative
-    state = reference.state_dict()
-    vgg = {f"features.{k.split('.')[2]}.{k.split('.')[3]}": v for k, v in state.items() if k.startswith("net.")}
-    vgg["classifier.0.weight"] = torch.zeros(4, 4)
-    heads = {k: v for k, v in state.items() if k.startswith("lin") and not k.startswith("lins")}
-    folder = tmp_path_factory.mktemp("lpips")
-    torch.save(vgg, folder / "vgg16.pth")
-    torch.save(heads, folder / "vgg.pth")
-    return reference, folder / "vgg16.pth", folder / "vgg.pth"
 
 
 def test_lpips_equals_the_lpips_package_on_inputs_in_minus_one_to_one(lpips_files):
@@ -60,19 +42,6 @@ def test_lpips_backbone_file_with_wrong_keys_is_one_line(lpips_files, tmp_path):
         LPIPSMetric.from_files(tmp_path / "bad.pth", heads_path, torch.device("cpu"))
 
 
-@pytest.fixture(scope="module")
-def clip_file(tmp_path_factory):
-    import open_clip
-
-    torch.manual_seed(0)
-    model = open_clip.create_model(ARCH, pretrained=None).eval()
-    path = tmp_path_factory.mktemp("clip") / "open_clip_model.safetensors"
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    return model, path
-
-
 def test_clip_score_equals_a_direct_open_clip_forward(clip_file):
     model, path = clip_file
     metric = CLIPMetric.from_file(path, torch.device("cpu"))
@@ -89,3 +58,58 @@ def test_clip_score_equals_a_direct_open_clip_forward(clip_file):
     expected = F.cosine_similarity(embed(pred), embed(gt)).numpy()
     np.testing.assert_allclose(metric(pred, gt), expected, atol=2e-5)
     assert metric(gt, gt) == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+def test_clip_score_from_hugging_face_weights_equals_the_official_transformers_computation(hf_clip_file):
+    """The official script's steps: transformers' CLIP image processor, the image embeddings, their cosine.
+    The converted network is also compared on the same pixels: a random network puts every cosine near 1
+    (here 0.9995), where a misplaced weight (q and k swapped moves the embeddings by 0.5 %) would hide."""
+    from transformers import CLIPImageProcessor
+
+    model, path = hf_clip_file
+    metric = CLIPMetric.from_file(path, torch.device("cpu"))
+    pred, gt = _frames(2, size=256)
+    processor = CLIPImageProcessor()  # openai/clip-vit-base-patch32's settings are the defaults
+    with torch.no_grad():
+        pixels = {side: processor(images=list(f), return_tensors="pt").pixel_values for side, f in (("pred", pred), ("gt", gt))}
+        official = {side: model(pixel_values=p).image_embeds for side, p in pixels.items()}
+        np.testing.assert_allclose(metric.visual(pixels["gt"]), official["gt"], rtol=1e-5, atol=1e-5)
+    expected = F.cosine_similarity(official["pred"], official["gt"]).numpy()
+    np.testing.assert_allclose(metric(pred, gt), expected, atol=2e-5)
+
+
+def test_hugging_face_clip_file_missing_a_layer_is_one_line(hf_clip_file, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, path = hf_clip_file
+    state = {k: v for k, v in load_file(str(path)).items() if ".layers.11." not in k}
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(UserError, match=r"model.safetensors does not hold open_clip ViT-B-32-quickgelu weights "
+                                        r"\(missing visual.transformer.resblocks.11.ln_1.weight"):
+        CLIPMetric.from_file(tmp_path / "model.safetensors", torch.device("cpu"))
+
+
+def _cache_file(cache: Path, repo: str, name: str) -> Path:
+    """A file as huggingface_hub caches it: models--ORG--NAME/snapshots/REV/NAME, with refs/main naming REV."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text("abc123")
+    path = folder / "snapshots" / "abc123" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    return path
+
+
+def test_clip_weights_are_found_in_the_hugging_face_cache_open_clip_file_first(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from evaluation import weights
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match=r"not found in the Hugging Face cache \(timm/vit_base_patch32_clip_224.openai or "
+                                        r"openai/clip-vit-base-patch32\)"):
+        weights.clip()
+    official = _cache_file(tmp_path, "openai/clip-vit-base-patch32", "model.safetensors")
+    assert weights.clip() == official
+    open_clip_file = _cache_file(tmp_path, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
+    assert weights.clip() == open_clip_file

@@ -86,6 +86,15 @@ def test_chain_writes_every_stage_and_a_rerun_skips_them(workdir):
     for stage in STAGES:
         assert f"=== {stage}: done before, skipped" in again.stdout
 
+    recon = run_sh(workdir, "clip", "run1", "cpu", NUM_FRAMES, 0, RECON="1", RECON_ITERATIONS="2", RECON_EVAL="0",
+                   RECON_VIDEO_FRAMES="0")
+    assert recon.returncode == 0, recon.stdout[-2000:] + recon.stderr[-2000:]
+    assert all(f"=== {stage}: done before, skipped" in recon.stdout for stage in STAGES)  # only stage 6 runs
+    command = (workdir / "output" / "run1" / ".stages" / "reconstruct.done").read_text()
+    assert "--no-eval --video_frames 0" in command
+    out = workdir / "recon_out" / "run1"
+    assert (out / "checkpoint.pt").is_file() and not list(out.rglob("*.mp4"))
+
     changed = run_sh(workdir, "clip", "run1", "cpu", NUM_FRAMES, 0, SEED="7", ATTENTION="sdpa")
     assert changed.returncode == 0, changed.stdout[-2000:] + changed.stderr[-2000:]
     assert "=== generate: done before" not in changed.stdout  # a changed flag redoes the stage...
@@ -163,6 +172,8 @@ BAD_INPUTS = {
     "bad env flag": (None, ["clip", "o", "cpu", 3, 0], {"FORCE": "yes"}, ["FORCE", "'yes'"]),
     "bad precision": (None, ["clip", "o", "cpu", 3, 0], {"PRECISION": "int8"}, ["PRECISION", "'int8'"]),
     "bad attention": (None, ["clip", "o", "cpu", 3, 0], {"ATTENTION": "flash"}, ["ATTENTION", "'flash'"]),
+    "bad recon eval flag": (None, ["clip", "o", "cpu", 3, 0], {"RECON_EVAL": "no"}, ["RECON_EVAL", "'no'"]),
+    "bad recon video frames": (None, ["clip", "o", "cpu", 3, 0], {"RECON_VIDEO_FRAMES": "-1"}, ["RECON_VIDEO_FRAMES", "'-1'"]),
 }
 
 
