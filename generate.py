@@ -11,6 +11,7 @@ Test run without a checkpoint (tiny model, random weights: the images are noise)
 """
 import argparse
 
+from ldm.compile import COMPILE_MODES
 from ldm.pipeline import generate_frames, load_model  # noqa: F401 (load_model: public API)
 from utils.cli import run_main
 from utils.devices import default_device, resolve_devices
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", type=str, default="auto", choices=["auto", "sdpa", "plain"],
                    help="sdpa: the fast path (fused attention, folded depth attention); plain: the original's "
                         "computation, bit for bit; auto: sdpa on CUDA, plain on the CPU (default %(default)s)")
+    p.add_argument("--compile", type=str, default="off", choices=list(COMPILE_MODES),
+                   help="torch.compile the UNet and volume nets (reduce-overhead adds CUDA graphs); pays only when the "
+                        "compile time is below what the steps save, see the README (default %(default)s)")
     return p
 
 
@@ -77,7 +81,8 @@ def main() -> None:
         cfg_scale=cfg_scale, batch_view_num=flags.batch_view_num, seed=flags.seed, sampler=flags.sampler,
         sample_steps=flags.sample_steps, smooth_filter=flags.smooth_filter, is_cyc=flags.is_cyc,
         frame_num=flags.frame_num, devices=resolve_devices(flags.device), crop_mode=flags.crop_mode,
-        precision=flags.precision, batch_frame_num=flags.batch_frame_num, attention=flags.attention)
+        precision=flags.precision, batch_frame_num=flags.batch_frame_num, attention=flags.attention,
+        compile=flags.compile)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ cd "$(dirname "$0")"
 : "${CROP_MODE:=per_frame}"
 : "${PRECISION:=}"                            # empty: fp16 on CUDA (as the original), fp32 on the CPU
 : "${ATTENTION:=}"                            # empty: the fast path on CUDA, the original's exact one on the CPU
+: "${COMPILE:=off}"                           # torch.compile mode of stage 1's networks: off, default, reduce-overhead, max-autotune
 : "${INTERP:=1}"                              # 0 skips RIFE interpolation (N_FRAMES data frames)
 : "${PER_VIEW:=0}"                            # 1 interpolates each view separately
 : "${RECON:=0}"                               # 1 adds stage 6, the 4D Gaussian reconstruction
@@ -78,6 +79,7 @@ done
 [[ $RECON_VIDEO_FRAMES =~ ^[0-9]+$ ]] || fail "RECON_VIDEO_FRAMES must be a whole number (0: no videos), got '$RECON_VIDEO_FRAMES'"
 [[ $PRECISION =~ ^(|fp16|bf16|fp32)$ ]] || fail "PRECISION must be fp16, bf16, fp32 or empty, got '$PRECISION'"
 [[ $ATTENTION =~ ^(|auto|sdpa|plain)$ ]] || fail "ATTENTION must be auto, sdpa, plain or empty, got '$ATTENTION'"
+[[ $COMPILE =~ ^(off|default|reduce-overhead|max-autotune)$ ]] || fail "COMPILE must be off, default, reduce-overhead or max-autotune, got '$COMPILE'"
 
 INPUT=$DATA_ROOT/$DATA_NAME
 # Stage 0 replaces data/DATA_NAME only if it wrote that folder itself (its report is there), or with FORCE=1.
@@ -152,6 +154,7 @@ gen_flags=(--cfg "$CFG" --ckpt "$CKPT" --input "$INPUT" --output "$OUTPUT" --cro
     --device "$DEVICE")
 [ -n "$PRECISION" ] && gen_flags+=(--precision "$PRECISION")
 [ -n "$ATTENTION" ] && gen_flags+=(--attention "$ATTENTION")
+[ "$COMPILE" != off ] && gen_flags+=(--compile "$COMPILE")
 [ "$SMOOTH_FILTER" = 1 ] && gen_flags+=(--smooth_filter)
 [ "$DECOMPOSED_SAMPLING" = 1 ] && gen_flags+=(--decomposed_sampling)
 if [ "$NUM_GPUS" -gt 1 ]; then

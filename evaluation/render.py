@@ -61,8 +61,11 @@ def protocol_camera(azimuth_deg: float, settings: CameraSettings, size: int) -> 
     return Camera(w2c, K, size, size).to("cpu")
 
 
-def recon_times(recon_dir: Path) -> list[float]:
-    """The reconstruction's frame times, from the dataset its ``config.json`` names."""
+def recon_times(recon_dir: Path, state: dict) -> list[float]:
+    """The reconstruction's frame times: stored in its checkpoint, or (in checkpoints written before
+    they were) read from the dataset its ``config.json`` names."""
+    if "frame_times" in state:
+        return [float(t) for t in state["frame_times"]]
     config_path = recon_dir / "config.json"
     if not config_path.is_file():
         raise UserError(f"{recon_dir} has no config.json; pass a folder written by reconstruct.py")
@@ -147,7 +150,7 @@ def render_recon(recon_dir: str | Path, gt_root: str | Path, render_root: str | 
         raise UserError(f"--align {settings.align}: choose {' or '.join(ALIGNMENTS)}")
     checkpoint = recon_dir / CHECKPOINT_NAME
     state = load_checkpoint(checkpoint)
-    times = recon_times(recon_dir)
+    times = recon_times(recon_dir, state)
     frame_counts = [len(list_frames(view_dir(gt_root, name, v))) for v in range(NUM_VIEWS)]
     record = {
         "recon": str(recon_dir), "checkpoint_mtime_ns": checkpoint.stat().st_mtime_ns, "iteration": state["iteration"],

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ldm.checkpoint import load_checkpoint, randomize_weights
+from ldm.compile import check_compile, compile_step_networks
 from ldm.data import CROP_MODES, prepare_frames, select_frames
 from ldm.distributed import distributed_session, split_frames
 from ldm.models.sampler import SyncDDIMSampler, check_guidance, make_ddim_timesteps
@@ -142,7 +143,7 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
                     seed: int = 6033, sampler: str = "ddim", sample_steps: int = 50, smooth_filter: bool = False,
                     is_cyc: int = 0, frame_num: int = 1, devices: Sequence[str | torch.device] | None = None,
                     crop_mode: str = "per_frame", precision: str | None = None,
-                    batch_frame_num: int | None = None, attention: str = "auto",
+                    batch_frame_num: int | None = None, attention: str = "auto", compile: str = "off",
                     progress: bool = True) -> list[Path]:
     """Generate V views for each of ``frame_num`` frames of ``input``; returns the written output/{i}.png.
 
@@ -152,6 +153,7 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
     share the frames and rank 0 writes the outputs (see ldm.distributed). precision: fp16 / bf16 / fp32
     autocast for the UNet (default fp16 on CUDA, fp32 on the CPU). attention: the attention backend
     (ldm.modules.attention; "auto": the fast path on CUDA, the original's exact computation on the CPU).
+    compile: torch.compile mode for the networks of every step ("off", default; see ldm.compile).
     batch_frame_num: frames per UNet call (default: frames_per_call). Each UNet call takes
     batch_frame_num x batch_view_num frame-views (x2 / x3 under guidance): the peak memory follows that
     product, the images do not. Running out of memory raises a UserError that names the settings to lower.
@@ -164,6 +166,7 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
     if attention not in ATTENTION_BACKENDS:
         raise UserError(f"--attention must be one of {', '.join(ATTENTION_BACKENDS)}, got {attention!r}")
     devices = resolve_devices(default_device()) if devices is None else [torch.device(d) for d in devices]
+    check_compile(compile, devices[0])
     with distributed_session(devices) as session, quiet_unless(session.is_main):
         device = session.devices[0]
         precision = resolve_precision(precision, device)
@@ -204,6 +207,8 @@ def generate_frames(input: str | os.PathLike, output: str | os.PathLike, elevati
                 ddim = SyncDDIMSampler(model, sample_steps, devices=session.devices[:len(files)],
                                        autocast_dtype=autocast_dtype, batch_frame_num=frames_per_unet,
                                        process_group=group, progress=progress and session.is_main)
+                for replica in {id(r): r for _, r in ddim.replicas}.values():  # devices may share one model
+                    compile_step_networks(replica, compile)
                 torch.manual_seed(seed)
                 images = model.sample(ddim, batch, guidance, batch_view_num, smooth_filter=smooth_filter,
                                       is_cyc=is_cyc)

@@ -206,6 +206,7 @@ def train(
             "generator": generator.get_state(),
             "pending_views": list(sampler.pending),
             "train_views": [view.name for view in dataset.train],
+            "frame_times": list(dataset.times),  # so the folder renders without its dataset (evaluate.py --recon)
             "config": dataclasses.asdict(config),
             "seed": seed,
         })

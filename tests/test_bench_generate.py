@@ -46,6 +46,26 @@ def test_steps_mode_reports_time_memory_flops_and_plain_ratio(repo_root, tmp_pat
     assert "plain / fast" in table and "PFLOP" in table
 
 
+def test_compile_adds_a_row_with_its_first_step_timed_apart(repo_root, tmp_path, monkeypatch, capsys):
+    """aot_eager captures the graphs as inductor would, without its minutes of code generation on a CPU."""
+    from functools import partial
+
+    from ldm.compile import compile_step_networks
+
+    monkeypatch.chdir(repo_root)
+    monkeypatch.setattr(steps, "compile_step_networks", partial(compile_step_networks, backend="aot_eager"))
+    try:
+        result = _run(tmp_path, "--frames", 1, "--steps-to-time", 1, "--warmup", 0, "--compile", "default",
+                      "--no-plain", "--no-breakdown", "--no-decode")
+    finally:
+        torch._dynamo.reset()
+    first, compiled = result["rows"]
+    assert first["path"] == "fast" and compiled["path"] == "compiled" and compiled["compile_mode"] == "default"
+    assert compiled["status"] == "ok" and compiled["first_step_s"] > 0 and compiled["step_s"] > 0
+    assert compiled["batch_view_num"] == first["batch_view_num"] and compiled["precision"] == first["precision"]
+    assert "compiled (default): first step" in capsys.readouterr().out
+
+
 def test_unet_only_mode_compares_fast_plain_and_bf16(repo_root, tmp_path, monkeypatch):
     monkeypatch.chdir(repo_root)
     result = _run(tmp_path, "--unet-only", "--precision", "bf16", "--steps-to-time", 1, "--warmup", 0)

@@ -8,6 +8,7 @@ pixels at 64 px). Thresholds sit between those with a few dB to spare.
 """
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -86,6 +87,19 @@ def test_alpha_box_alignment_recovers_a_wrong_camera_distance(scene_dirs):
     wrong_distance = _psnr(scene_dirs, "far", render.CameraSettings(distance=2.8))
     aligned = _psnr(scene_dirs, "far_aligned", render.CameraSettings(distance=2.8, align="alpha_box"))
     assert aligned > wrong_distance + 2.0
+
+
+def test_frame_times_come_from_the_checkpoint_so_the_dataset_may_be_gone(scene_dirs, tmp_path):
+    from recon.trainer import load_checkpoint
+
+    recon = tmp_path / "toy"
+    shutil.copytree(scene_dirs / "recon_out" / "toy", recon)
+    (recon / "config.json").unlink()  # neither the config nor the dataset it names is needed
+    state = load_checkpoint(recon / "checkpoint.pt")
+    assert render.recon_times(recon, state) == pytest.approx([k / 30 for k in range(FRAMES)])
+    del state["frame_times"]  # a checkpoint from before frame times were stored needs its dataset
+    with pytest.raises(UserError, match="has no config.json"):
+        render.recon_times(recon, state)
 
 
 def test_recon_named_unlike_any_ground_truth_object_is_one_line(scene_dirs, tmp_path):

@@ -172,6 +172,7 @@ BAD_INPUTS = {
     "bad env flag": (None, ["clip", "o", "cpu", 3, 0], {"FORCE": "yes"}, ["FORCE", "'yes'"]),
     "bad precision": (None, ["clip", "o", "cpu", 3, 0], {"PRECISION": "int8"}, ["PRECISION", "'int8'"]),
     "bad attention": (None, ["clip", "o", "cpu", 3, 0], {"ATTENTION": "flash"}, ["ATTENTION", "'flash'"]),
+    "bad compile mode": (None, ["clip", "o", "cpu", 3, 0], {"COMPILE": "fast"}, ["COMPILE", "'fast'"]),
     "bad recon eval flag": (None, ["clip", "o", "cpu", 3, 0], {"RECON_EVAL": "no"}, ["RECON_EVAL", "'no'"]),
     "bad recon video frames": (None, ["clip", "o", "cpu", 3, 0], {"RECON_VIDEO_FRAMES": "-1"}, ["RECON_VIDEO_FRAMES", "'-1'"]),
 }

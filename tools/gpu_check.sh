@@ -3,10 +3,11 @@
 #
 #   bash tools/gpu_check.sh          (from the repo root, on the GPU machine; results in $OUT)
 #
-# 1. full model, 16 frames x 16 views, decomposed guidance, fp16 and bf16, (4|1|16 frames) x (16|4 views) per
+# 1. full model, 16 frames x 16 views, decomposed guidance, fp16 and bf16, (4|16 frames) x (16|4 views) per
 #    UNet call (the first row is generate.py's default): s/step, projected 50-step time, peak memory,
 #    TFLOP/s and the ratio to the compute floor, the volume / frustum / UNet split, plain vs fast (first
-#    row's settings), the top kernels of one step, whether every SDPA call is fused;
+#    row's settings), the top kernels of one step, whether every SDPA call is fused, and the first row
+#    with the step networks compiled (torch.compile, its first step timed apart);
 # 2. tiny model: fp16 (the original's autocast) and bf16 samples against fp32 (max image difference);
 # 3. generate.py end to end on CUDA with fp16 (tiny model, random weights);
 # 4. the whole run.sh chain with reconstruction (full model, 16 frames, 50 steps, 3000 iterations with gsplat):
@@ -36,8 +37,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 python3 -c "import torch; print('torch', torch.__version__, 'CUDA', torch.version.cuda)" 2>&1 | tee -a "$LOG"
 
 part full 220 python3 -m tools.bench_generate --device cuda --frames 16 --precision fp16 bf16 \
-    --batch_view_num 16 4 --batch_frame_num 4 1 16 --guidance decomposed --steps-to-time 2 --sample_steps 50 \
-    --profile 25 --json "$OUT/full.json"
+    --batch_view_num 16 4 --batch_frame_num 4 16 --guidance decomposed --steps-to-time 2 --sample_steps 50 \
+    --profile 25 --compile default --json "$OUT/full.json"
 part drift 75 python3 -m tools.bench_generate --drift --device cuda --precision fp16 bf16 --frames 3 \
     --sample_steps 10 --json "$OUT/drift.json"
 part generate 60 bash -c "python3 -m tools.synthetic '$OUT/video' --frames 4 --size 128 && \

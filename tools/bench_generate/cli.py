@@ -5,6 +5,7 @@ import platform
 
 import torch
 
+from ldm.compile import COMPILE_MODES, check_compile
 from ldm.models.syncdreamer import load_config
 from ldm.precision import PRECISIONS
 from tools import bench_generate
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip timing prepare (VAE encode + CLIP) and decoding")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also profile one step (the first row's settings) and print the top N operators")
+    p.add_argument("--compile", choices=list(COMPILE_MODES), default="off",
+                   help="add a row with the first row's settings and the step networks compiled in this mode "
+                        "(its first step, the compile, timed apart; default off)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -79,6 +83,7 @@ def run_benchmark(args) -> dict:
     """Run the mode ``args`` asks for; returns the JSON-ready result (with the environment)."""
     check_args(args)
     device = resolve_device(args.device)
+    check_compile(args.compile, device)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg_path = args.cfg or ("configs/tiny.yaml" if args.drift else "configs/syncdreamer.yaml")

@@ -4,6 +4,7 @@ import time
 
 import torch
 
+from ldm.compile import compile_step_networks
 from ldm.modules.attention import attention_backend
 from ldm.models.sampler import SyncDDIMSampler, make_ddim_timesteps
 from ldm.oom import is_out_of_memory
@@ -48,6 +49,19 @@ def time_row(model, inputs: dict, device: torch.device, precision: str, batch_vi
     row.update(status="ok", step_s=statistics.median(walls), step_s_all=walls,
                cpu_s=statistics.median(cpus), peak_mem_gib=peak_memory_gib(device))
     return row
+
+
+def compiled_row(model, inputs: dict, device: torch.device, reference: dict, cfg_scale, mode: str,
+                 repeats: int) -> dict:
+    """``reference``'s setting with the step networks compiled (in place: call it last). The first step,
+    which traces and generates code, is timed apart from the steady steps."""
+    compile_step_networks(model, mode)
+    sampler = sampler_for(model, reference["precision"], batch_frame_num=reference["batch_frame_num"])
+    with attention_backend(reference["attention"]):
+        _, first_s, _ = timed(lambda: run_step(sampler, inputs, cfg_scale, reference["batch_view_num"]), device)
+    row = time_row(model, inputs, device, reference["precision"], reference["batch_view_num"],
+                   reference["batch_frame_num"], cfg_scale, 0, repeats, False, reference["attention"])
+    return row | dict(path="compiled", compile_mode=mode, first_step_s=first_s)
 
 
 def profile_step(model, inputs: dict, device: torch.device, row: dict, cfg_scale, top: int) -> dict:
@@ -117,6 +131,9 @@ def bench_steps(args, cfg: dict, device: torch.device) -> dict:
         if plain["status"] == "ok" and reference["status"] == "ok":
             plain_ratio = plain["step_s"] / reference["step_s"]
     profile = profile_step(model, inputs, device, rows[0], cfg_scale, args.profile) if args.profile else None
+    if args.compile != "off" and rows[0]["status"] == "ok":
+        rows.append(add_projections(compiled_row(model, inputs, device, rows[0], cfg_scale, args.compile,
+                                                 args.steps_to_time), flops, ddim_steps, args.peak_tflops))
     costs = {} if args.no_decode else one_off_costs(model, frames, device, args.seed)
     fused = ({p: one_frame_fused_check(model, device, p, cfg_scale, args.seed) for p in precisions}
              if device.type == "cuda" else None)
@@ -133,9 +150,20 @@ def bench_steps(args, cfg: dict, device: torch.device) -> dict:
     return result
 
 
+def compiled_summary(row: dict, reference: dict) -> str:
+    """Whether compiling paid: its first step against the steps it saves over ``reference``."""
+    head = (f"compiled ({row['compile_mode']}): first step {row['first_step_s']:.1f} s (tracing and code generation), "
+            f"then {row['step_s']:.3f} s/step")
+    saved = reference["step_s"] - row["step_s"]
+    if saved <= 0:
+        return head + ": no faster than the first row"
+    return head + (f", {reference['step_s'] / row['step_s']:.2f}x the first row's speed; the compile pays back "
+                   f"after {row['first_step_s'] / saved:.0f} steps")
+
+
 def print_steps(result: dict) -> None:
     projected = f"{result['ddim_steps']} steps s"
-    header = (f"{'path':5} {'prec':4} {'frames x views/call':>19} {'s/step':>8} {projected:>12} "
+    header = (f"{'path':8} {'prec':4} {'frames x views/call':>19} {'s/step':>8} {projected:>12} "
               f"{'volume s':>9} {'frustum s':>9} {'unet s':>8} {'other s':>8} {'TFLOP/s':>8} {'x floor':>8} "
               f"{'peak GiB':>9}")
     print(f"\n{result['frames']} frames x {result['views']} views, {result['guidance']} guidance on "
@@ -144,12 +172,12 @@ def print_steps(result: dict) -> None:
     for r in result["rows"]:
         per_call = f"{r['batch_frame_num']} x {r['batch_view_num']}"
         if r["status"] != "ok":
-            print(f"{r['path']:5} {r['precision']:4} {per_call:>19} {r['status']:>8} "
+            print(f"{r['path']:8} {r['precision']:4} {per_call:>19} {r['status']:>8} "
                   f"{'':>12} {'':>9} {'':>9} {'':>8} {'':>8} {'':>8} {'':>8} {r['peak_mem_gib']:>9.2f}")
             continue
         split = "".join(f" {r[k]:>{w}.3f}" if k in r else f" {'-':>{w}}"
                         for k, w in (("volume_s", 9), ("frustum_s", 9), ("unet_s", 8), ("other_s", 8)))
-        print(f"{r['path']:5} {r['precision']:4} {per_call:>19} {r['step_s']:>8.3f} "
+        print(f"{r['path']:8} {r['precision']:4} {per_call:>19} {r['step_s']:>8.3f} "
               f"{r['projected_s']:>12.1f}{split} {r['tflops']:>8.3g} {r['floor_ratio']:>8.3g} "
               f"{r['peak_mem_gib']:>9.2f}")
     print(f"FLOPs per step {result['flops_per_step'] / 1e12:.3g} T (volume {result['volume_flops'] / 1e12:.3g} T, "
@@ -166,6 +194,9 @@ def print_steps(result: dict) -> None:
         print(result["profile"]["table"])
     for precision, check in (result["fused_attention"] or {}).items():
         print(f"attention with {precision}: {format_fused(check)}")
+    for r in result["rows"]:
+        if r["path"] == "compiled" and r["status"] == "ok":
+            print(compiled_summary(r, result["rows"][0]))
     if "projected_total_s" in result:
         print(f"projected generate time, best row: {result['projected_total_s']:.1f} s")
     best = min((r for r in result["rows"] if r["status"] == "ok" and r["path"] == "fast"),
