@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     weights.add_argument("--model_path", default=None, help="I3D-400 for FVD, i3d_pretrained_400.pt (default ckpt/i3d_pretrained_400.pt)")
     weights.add_argument("--lpips_vgg", default=None, help="torchvision's vgg16-397923af.pth (default: torch hub's checkpoints cache)")
     weights.add_argument("--lpips_heads", default=None, help="LPIPS v0.1 vgg.pth linear heads (default: the copy the lpips package installs)")
-    weights.add_argument("--clip_model", default=None, help="OpenAI CLIP ViT-B/32 weights, open_clip or Hugging Face format (default: the Hugging Face cache of timm/vit_base_patch32_clip_224.openai, then openai/clip-vit-base-patch32)")
+    weights.add_argument("--clip_model", default=None, help="OpenAI CLIP ViT-B/32 weights, open_clip or Hugging Face format, a file or a downloaded repository folder (default: the Hugging Face cache of timm/vit_base_patch32_clip_224.openai, then openai/clip-vit-base-patch32)")
     return parser.parse_args()
 
 

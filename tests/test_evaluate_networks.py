@@ -113,3 +113,13 @@ def test_clip_weights_are_found_in_the_hugging_face_cache_open_clip_file_first(t
     assert weights.clip() == official
     open_clip_file = _cache_file(tmp_path, "timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
     assert weights.clip() == open_clip_file
+
+
+def test_clip_model_may_be_a_downloaded_repository_folder(tmp_path):
+    from evaluation import weights
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(UserError, match=r"is a folder without CLIP weights \(looked for open_clip_model.safetensors, "):
+        weights.clip(str(tmp_path))
+    (tmp_path / "pytorch_model.bin").write_bytes(b"weights")
+    assert weights.clip(str(tmp_path)) == tmp_path / "pytorch_model.bin"
