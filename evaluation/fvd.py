@@ -33,6 +33,8 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     As the official script: an eps ridge when the product's square root is not finite, and the
     real part when round-off leaves a tiny imaginary one."""
     diff = mu1 - mu2
+    if not sigma1.any() or not sigma2.any():  # one video on a side: the product is 0, and so is its root
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2))  # (sqrtm would warn it is singular)
     covmean = linalg.sqrtm(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         ridge = np.eye(sigma1.shape[0]) * eps

@@ -1,4 +1,6 @@
 """FVD: the Fréchet distance on known Gaussians, the single-video pitfall, the official preprocessing, I3D loading."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -31,7 +33,13 @@ def test_single_video_per_side_is_the_squared_feature_distance_not_nan():
     pred, gt = rng.normal(size=(1, 400)), rng.normal(size=(1, 400))
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         assert np.isnan(np.cov(pred, rowvar=False)).all()  # the official script's covariance of one video
-    assert fvd_from_features(pred, gt) == pytest.approx(float(np.sum((pred - gt) ** 2)), rel=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and quietly: no "matrix is singular" from sqrtm
+        assert fvd_from_features(pred, gt) == pytest.approx(float(np.sum((pred - gt) ** 2)), rel=1e-10)
+    # one video against several: the other side's spread still counts
+    many = rng.normal(size=(5, 400))
+    assert fvd_from_features(pred, many) == pytest.approx(
+        float(np.sum((pred[0] - many.mean(0)) ** 2) + np.trace(np.cov(many, rowvar=False))), rel=1e-10)
 
 
 def test_several_videos_use_the_sample_covariance():
