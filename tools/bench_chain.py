@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 from tools.measure import print_targets
@@ -67,6 +68,20 @@ def stage_rows(log: Path) -> list[dict]:
     return rows
 
 
+def run_streaming(command: list[str], env: dict) -> tuple[int, str]:
+    """Run ``command`` in the repo, printing run.sh's stage lines ("=== generate: 41 s") as they come,
+    so a run stopped by a time limit still shows how far it got; returns the exit status and the
+    output's last lines."""
+    tail: deque[str] = deque(maxlen=40)
+    with subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        for line in process.stdout:
+            tail.append(line)
+            if line.startswith("==="):
+                print(line, end="", flush=True)
+    return process.returncode, "".join(tail)
+
+
 def run_chain(args) -> dict:
     """Run run.sh on a fresh synthetic video in a temporary folder; the per-stage rows and the total."""
     device = resolve_device(args.device)
@@ -77,11 +92,10 @@ def run_chain(args) -> dict:
         log = root / "stages.jsonl"
         env = chain_env(root, args, timer_wrapper(root), log)
         started = time.perf_counter()
-        done = subprocess.run(["bash", "run.sh", "bench", "bench", devices, str(args.frames), "0"], cwd=REPO_ROOT,
-                              env=env, capture_output=True, text=True)
+        returncode, tail = run_streaming(["bash", "run.sh", "bench", "bench", devices, str(args.frames), "0"], env)
         total_s = time.perf_counter() - started
-        if done.returncode != 0:
-            raise UserError(f"run.sh failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-600:]}")
+        if returncode != 0:
+            raise UserError(f"run.sh failed (exit {returncode}): {tail.strip()[-600:]}")
         rows = stage_rows(log)
     known = [r for r in rows if r["startup_s"] is not None]
     return dict(device=str(device), frames=args.frames, data_frames=4 * args.frames - 3, cfg=env["CFG"],
