@@ -44,6 +44,7 @@ def test_steps_mode_reports_time_memory_flops_and_plain_ratio(repo_root, tmp_pat
     assert result["prepare_s"] > 0 and result["decode_s"] > 0
     table = capsys.readouterr().out
     assert "plain / fast" in table and "PFLOP" in table
+    assert "row: fast fp32 1 x 8: " in table  # each row is printed when measured, before the table
 
 
 def test_compile_adds_a_row_with_its_first_step_timed_apart(repo_root, tmp_path, monkeypatch, capsys):

@@ -99,6 +99,14 @@ def one_off_costs(model, frames: int, device: torch.device, seed: int) -> dict:
     return dict(prepare_s=prepare_s, decode_s=decode_s)
 
 
+def report_row(row: dict) -> dict:
+    """Print one finished row at once (a run cut short by a time limit keeps what it measured); return it."""
+    figures = (f"{row['step_s']:.3f} s/step" if row["status"] == "ok" else row["status"])
+    print(f"row: {row['path']} {row['precision']} {row['batch_frame_num']} x {row['batch_view_num']}: {figures}, "
+          f"peak {row['peak_mem_gib']:.2f} GiB", flush=True)
+    return row
+
+
 def bench_steps(args, cfg: dict, device: torch.device) -> dict:
     frames = args.frames or 16
     cfg_scale = GUIDANCE[args.guidance]
@@ -120,20 +128,20 @@ def bench_steps(args, cfg: dict, device: torch.device) -> dict:
             for frames_per_unet in args.batch_frame_num or [frames_per_call(device, chunk) or frames]:
                 row = time_row(model, inputs, device, precision, chunk, min(frames_per_unet, frames), cfg_scale,
                                args.warmup, args.steps_to_time, not args.no_breakdown)
-                rows.append(add_projections(row, flops, ddim_steps, args.peak_tflops))
+                rows.append(report_row(add_projections(row, flops, ddim_steps, args.peak_tflops)))
     plain_ratio = None
     if not args.no_plain:
         reference = rows[0]
         plain = time_row(model, inputs, device, reference["precision"], reference["batch_view_num"],
                          reference["batch_frame_num"], cfg_scale, args.warmup, args.steps_to_time, False,
                          attention="plain")
-        rows.append(add_projections(plain, flops, ddim_steps, args.peak_tflops))
+        rows.append(report_row(add_projections(plain, flops, ddim_steps, args.peak_tflops)))
         if plain["status"] == "ok" and reference["status"] == "ok":
             plain_ratio = plain["step_s"] / reference["step_s"]
     profile = profile_step(model, inputs, device, rows[0], cfg_scale, args.profile) if args.profile else None
     if args.compile != "off" and rows[0]["status"] == "ok":
-        rows.append(add_projections(compiled_row(model, inputs, device, rows[0], cfg_scale, args.compile,
-                                                 args.steps_to_time), flops, ddim_steps, args.peak_tflops))
+        rows.append(report_row(add_projections(compiled_row(model, inputs, device, rows[0], cfg_scale, args.compile,
+                                                            args.steps_to_time), flops, ddim_steps, args.peak_tflops)))
     costs = {} if args.no_decode else one_off_costs(model, frames, device, args.seed)
     fused = ({p: one_frame_fused_check(model, device, p, cfg_scale, args.seed) for p in precisions}
              if device.type == "cuda" else None)
