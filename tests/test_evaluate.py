@@ -192,8 +192,8 @@ def test_compare_prints_published_rows_with_sources_beside_ours(layouts, tmp_pat
 
 def test_one_cli_run_computes_all_five_metrics_with_user_supplied_weights(tmp_path, repo_root, lpips_files, hf_clip_file, i3d_file):
     """The default --metrics (all five) in one run, each network from its published file layout."""
-    gt = write_layout(tmp_path / "gt", ["skull"], frames=2)
-    pred = write_layout(tmp_path / "pred", ["skull"], frames=2, seed=1, noise=30)
+    gt = write_layout(tmp_path / "gt", ["skull"], frames=1)
+    pred = write_layout(tmp_path / "pred", ["skull"], frames=1, seed=1, noise=30)
     out = tmp_path / "metrics.json"
     proc = subprocess.run(
         [sys.executable, "evaluate.py", "--gt", str(gt), "--pred", str(pred), "--output_file", str(out), "--device", "cpu",
@@ -204,10 +204,10 @@ def test_one_cli_run_computes_all_five_metrics_with_user_supplied_weights(tmp_pa
     assert proc.returncode == 0, proc.stderr
     table = json.loads(out.read_text())
     assert set(table) == {"psnr", "ssim", "lpips", "clip", "fvd"}
-    assert table["psnr"]["skull"] == pytest.approx(_expected_object_psnr(gt, pred, "skull", frames=2), rel=1e-9)
+    assert table["psnr"]["skull"] == pytest.approx(_expected_object_psnr(gt, pred, "skull", frames=1), rel=1e-9)
     assert 0 < table["lpips"]["average"] and 0 < table["clip"]["average"] < 1 and 0 < table["fvd"]["average"]
     details = json.loads((out.parent / "metrics_details.json").read_text())
     assert details["protocol"]["weights"] == {"lpips_vgg": str(lpips_files[1]), "lpips_heads": str(lpips_files[2]),
                                               "clip": str(hf_clip_file[1]), "i3d": str(i3d_file[1])}
-    assert set(details["objects"]["skull"]["views"]["eval_3"]["frames"]["1"]) == {"psnr", "ssim", "lpips", "clip"}
+    assert set(details["objects"]["skull"]["views"]["eval_3"]["frames"]["0"]) == {"psnr", "ssim", "lpips", "clip"}
     assert all(m in (out.parent / "metrics.md").read_text() for m in ("PSNR", "SSIM", "LPIPS", "CLIP", "FVD"))
