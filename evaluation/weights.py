@@ -48,13 +48,13 @@ def lpips_heads(path: str | None = None) -> Path:
 def clip(path: str | None = None) -> Path:
     """OpenAI CLIP ViT-B/32 (open_clip or Hugging Face state dict): a file, a downloaded repository
     folder holding one, or by default the Hugging Face cache."""
-    repo, files = CLIP_HUB_FILES[0]
+    repo, files = CLIP_HUB_FILES[0]  # where to download from, when nothing is found
     if path and Path(path).is_dir():  # a downloaded repository folder
         names = [name for _, repo_files in CLIP_HUB_FILES for name in repo_files]
-        found = [Path(path) / name for name in names if (Path(path) / name).is_file()]
-        if not found:
+        found = next((Path(path) / name for name in names if (Path(path) / name).is_file()), None)
+        if found is None:
             raise UserError(f"--clip_model {path} is a folder without CLIP weights (looked for {', '.join(names)})")
-        return found[0]
+        return found
     if path:
         return _require(Path(path), "CLIP ViT-B/32", "--clip_model", f"https://huggingface.co/{repo}")
     from huggingface_hub import try_to_load_from_cache

@@ -5,7 +5,7 @@ Their input shapes repeat across the 50 steps (one shape per frame/view chunk), 
 every step after the first. It is off by default: it pays only where the compile time (tens of
 seconds; inductor caches its kernels on disk, so a second run compiles much faster) is below what the
 steps save, which ``tools/bench_generate --compile`` measures. The plain modules stay the reference:
-``tests/test_compile.py`` checks that a compiled model samples the same latents.
+``tests/test_compile.py`` checks that a compiled model generates the same frames.
 """
 import importlib.util
 import shutil
